@@ -1,0 +1,3 @@
+//! LLM providers behind the streaming `LlmProvider` trait: OpenAI-compatible,
+//! Anthropic and Dify adapters, the development echo provider, deadlines
+//! (first-token, idle, total) and ordered failover.
