@@ -176,7 +176,10 @@ fn parse_sections(text: &str, errors: &mut Vec<ConfigError>) -> Settings {
     let table: toml::Table = match text.parse() {
         Ok(t) => t,
         Err(e) => {
-            errors.push(ConfigError::new("config file", format!("invalid TOML: {e}")));
+            errors.push(ConfigError::new(
+                "config file",
+                format!("invalid TOML: {e}"),
+            ));
             return settings;
         }
     };

@@ -63,7 +63,9 @@ pub fn validate_endpoint(endpoint: &str) -> Result<Url, String> {
             "plain http is only allowed to internal hosts (loopback, private ranges, \
              single-label, .local, .internal, .svc); use https for {host}"
         )),
-        other => Err(format!("scheme must be https (or http to an internal host), got {other:?}")),
+        other => Err(format!(
+            "scheme must be https (or http to an internal host), got {other:?}"
+        )),
     }
 }
 

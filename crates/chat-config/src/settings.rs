@@ -145,7 +145,11 @@ impl Default for AuthSettings {
     fn default() -> Self {
         Self {
             jwt_secret: None,
-            algorithms: vec![JwtAlgorithm::HS256, JwtAlgorithm::HS384, JwtAlgorithm::HS512],
+            algorithms: vec![
+                JwtAlgorithm::HS256,
+                JwtAlgorithm::HS384,
+                JwtAlgorithm::HS512,
+            ],
             require_exp: None,
             leeway: Duration::from_secs(30),
         }

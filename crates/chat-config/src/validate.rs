@@ -60,7 +60,9 @@ pub fn jwt_secret_problem(secret: &str) -> Option<String> {
     }
     let lower = secret.to_ascii_lowercase();
     if let Some(word) = WEAK_WORDS.iter().find(|w| lower.contains(*w)) {
-        return Some(format!("contains the weak word {word:?}; use a random value"));
+        return Some(format!(
+            "contains the weak word {word:?}; use a random value"
+        ));
     }
     let distinct: HashSet<char> = secret.chars().collect();
     if distinct.len() < 8 {
@@ -101,7 +103,11 @@ pub(crate) fn validate(s: &Settings, errors: &mut Vec<ConfigError>) {
             format!("must be a plain path, got {prefix:?}"),
         );
     }
-    positive(&mut err, "server.shutdown_timeout", s.server.shutdown_timeout);
+    positive(
+        &mut err,
+        "server.shutdown_timeout",
+        s.server.shutdown_timeout,
+    );
     positive(&mut err, "server.request_timeout", s.server.request_timeout);
     if let Some(url) = &s.server.public_url {
         if url::Url::parse(url).is_err() {
@@ -118,7 +124,12 @@ pub(crate) fn validate(s: &Settings, errors: &mut Vec<ConfigError>) {
                 .to_owned(),
         );
     }
-    check_origins(&mut err, "server.allowed_origins", &s.server.allowed_origins, production);
+    check_origins(
+        &mut err,
+        "server.allowed_origins",
+        &s.server.allowed_origins,
+        production,
+    );
     check_origins(
         &mut err,
         "server.cors_allowed_origins",
@@ -170,7 +181,10 @@ pub(crate) fn validate(s: &Settings, errors: &mut Vec<ConfigError>) {
         let field = format!("encryption.previous_keys[{i}]");
         check_key_id(&mut err, &format!("{field}.id"), &prev.id);
         if !ids.insert(prev.id.clone()) {
-            err(&format!("{field}.id"), format!("duplicate key id {:?}", prev.id));
+            err(
+                &format!("{field}.id"),
+                format!("duplicate key id {:?}", prev.id),
+            );
         }
         check_key(&mut err, &format!("{field}.key"), &prev.key);
     }
@@ -198,10 +212,7 @@ pub(crate) fn validate(s: &Settings, errors: &mut Vec<ConfigError>) {
                     );
                 }
                 if is_placeholder(uri) {
-                    err(
-                        "storage.mongodb.uri",
-                        "is a placeholder value".to_owned(),
-                    );
+                    err("storage.mongodb.uri", "is a placeholder value".to_owned());
                 }
             }
         }
@@ -210,16 +221,32 @@ pub(crate) fn validate(s: &Settings, errors: &mut Vec<ConfigError>) {
         err("storage.embedded_path", "must not be empty".to_owned());
     }
     not_empty(&mut err, "storage.mongodb.database", &st.mongodb.database);
-    not_empty(&mut err, "storage.mongodb.collection", &st.mongodb.collection);
-    positive(&mut err, "storage.mongodb.connect_timeout", st.mongodb.connect_timeout);
-    positive(&mut err, "storage.mongodb.operation_timeout", st.mongodb.operation_timeout);
+    not_empty(
+        &mut err,
+        "storage.mongodb.collection",
+        &st.mongodb.collection,
+    );
+    positive(
+        &mut err,
+        "storage.mongodb.connect_timeout",
+        st.mongodb.connect_timeout,
+    );
+    positive(
+        &mut err,
+        "storage.mongodb.operation_timeout",
+        st.mongodb.operation_timeout,
+    );
     if !(1..=10).contains(&st.retry.max_attempts) {
         err(
             "storage.retry.max_attempts",
             format!("must be between 1 and 10, got {}", st.retry.max_attempts),
         );
     }
-    positive(&mut err, "storage.retry.initial_backoff", st.retry.initial_backoff);
+    positive(
+        &mut err,
+        "storage.retry.initial_backoff",
+        st.retry.initial_backoff,
+    );
     if st.retry.max_backoff < st.retry.initial_backoff {
         err(
             "storage.retry.max_backoff",
@@ -227,7 +254,10 @@ pub(crate) fn validate(s: &Settings, errors: &mut Vec<ConfigError>) {
         );
     }
     if st.write_queue_capacity == 0 {
-        err("storage.write_queue_capacity", "must be greater than 0".to_owned());
+        err(
+            "storage.write_queue_capacity",
+            "must be greater than 0".to_owned(),
+        );
     }
 
     // --- llm --------------------------------------------------------------------
@@ -244,9 +274,15 @@ pub(crate) fn validate(s: &Settings, errors: &mut Vec<ConfigError>) {
         if p.id.trim().is_empty() {
             err(&format!("{field}.id"), "must not be empty".to_owned());
         } else if p.id.len() > 100 {
-            err(&format!("{field}.id"), "must be at most 100 bytes".to_owned());
+            err(
+                &format!("{field}.id"),
+                "must be at most 100 bytes".to_owned(),
+            );
         } else if !provider_ids.insert(p.id.as_str()) {
-            err(&format!("{field}.id"), format!("duplicate provider id {:?}", p.id));
+            err(
+                &format!("{field}.id"),
+                format!("duplicate provider id {:?}", p.id),
+            );
         }
         not_empty(&mut err, &format!("{field}.name"), &p.name);
         if p.kind == ProviderKind::Echo {
@@ -282,7 +318,10 @@ pub(crate) fn validate(s: &Settings, errors: &mut Vec<ConfigError>) {
             _ => {}
         }
         if p.max_tokens == Some(0) {
-            err(&format!("{field}.max_tokens"), "must be greater than 0".to_owned());
+            err(
+                &format!("{field}.max_tokens"),
+                "must be greater than 0".to_owned(),
+            );
         }
     }
     if let Some(default) = &llm.default_provider {
@@ -311,10 +350,16 @@ pub(crate) fn validate(s: &Settings, errors: &mut Vec<ConfigError>) {
         );
     }
     if llm.idle_timeout > llm.total_timeout {
-        err("llm.idle_timeout", "must not exceed llm.total_timeout".to_owned());
+        err(
+            "llm.idle_timeout",
+            "must not exceed llm.total_timeout".to_owned(),
+        );
     }
     if llm.history_max_messages == 0 {
-        err("llm.history_max_messages", "must be greater than 0".to_owned());
+        err(
+            "llm.history_max_messages",
+            "must be greater than 0".to_owned(),
+        );
     }
     if llm.history_max_chars == 0 {
         err("llm.history_max_chars", "must be greater than 0".to_owned());
@@ -328,18 +373,34 @@ pub(crate) fn validate(s: &Settings, errors: &mut Vec<ConfigError>) {
     // --- rate limits ----------------------------------------------------------------
     let rl = &s.rate_limits;
     for (field, v) in [
-        ("rate_limits.user_messages_per_minute", rl.user_messages_per_minute),
-        ("rate_limits.admin_requests_per_minute", rl.admin_requests_per_minute),
-        ("rate_limits.public_requests_per_minute", rl.public_requests_per_minute),
+        (
+            "rate_limits.user_messages_per_minute",
+            rl.user_messages_per_minute,
+        ),
+        (
+            "rate_limits.admin_requests_per_minute",
+            rl.admin_requests_per_minute,
+        ),
+        (
+            "rate_limits.public_requests_per_minute",
+            rl.public_requests_per_minute,
+        ),
     ] {
         if v == 0 {
             err(field, "must be greater than 0".to_owned());
         }
     }
     if rl.max_tracked_keys == 0 {
-        err("rate_limits.max_tracked_keys", "must be greater than 0".to_owned());
+        err(
+            "rate_limits.max_tracked_keys",
+            "must be greater than 0".to_owned(),
+        );
     }
-    positive(&mut err, "rate_limits.cleanup_interval", rl.cleanup_interval);
+    positive(
+        &mut err,
+        "rate_limits.cleanup_interval",
+        rl.cleanup_interval,
+    );
 
     // --- websocket --------------------------------------------------------------------
     let ws = &s.websocket;
@@ -362,7 +423,10 @@ pub(crate) fn validate(s: &Settings, errors: &mut Vec<ConfigError>) {
         );
     }
     if ws.send_queue_capacity == 0 {
-        err("websocket.send_queue_capacity", "must be greater than 0".to_owned());
+        err(
+            "websocket.send_queue_capacity",
+            "must be greater than 0".to_owned(),
+        );
     }
     if ws.max_connections_per_user == 0 {
         err(
@@ -374,12 +438,22 @@ pub(crate) fn validate(s: &Settings, errors: &mut Vec<ConfigError>) {
     // --- sessions -----------------------------------------------------------------------
     positive(&mut err, "sessions.ttl", s.sessions.ttl);
     positive(&mut err, "sessions.idle_timeout", s.sessions.idle_timeout);
-    positive(&mut err, "sessions.sweep_interval", s.sessions.sweep_interval);
+    positive(
+        &mut err,
+        "sessions.sweep_interval",
+        s.sessions.sweep_interval,
+    );
     if s.sessions.replay_buffer_frames == 0 {
-        err("sessions.replay_buffer_frames", "must be greater than 0".to_owned());
+        err(
+            "sessions.replay_buffer_frames",
+            "must be greater than 0".to_owned(),
+        );
     }
     if s.sessions.max_messages_in_memory == 0 {
-        err("sessions.max_messages_in_memory", "must be greater than 0".to_owned());
+        err(
+            "sessions.max_messages_in_memory",
+            "must be greater than 0".to_owned(),
+        );
     }
 
     // --- uploads ------------------------------------------------------------------------
@@ -413,7 +487,10 @@ fn not_empty(err: &mut impl FnMut(&str, String), field: &str, v: &str) {
 
 fn check_key(err: &mut impl FnMut(&str, String), field: &str, key: &SecretString) {
     if is_placeholder(key.expose_secret()) {
-        err(field, "is a placeholder value; generate a real key".to_owned());
+        err(
+            field,
+            "is a placeholder value; generate a real key".to_owned(),
+        );
         return;
     }
     if let Err(problem) = decode_key(key) {
