@@ -22,4 +22,4 @@ pub use claims::{Claims, ADMIN_ROLES, MAX_NAME_BYTES, MAX_USER_ID_BYTES};
 pub use error::AuthError;
 pub use extract::{AuthAdmin, AuthUser, WsAuthUser};
 pub use issuer::TokenIssuer;
-pub use validator::{JwtValidator, MAX_TOKEN_BYTES};
+pub use validator::{JwtValidator, MAX_LEEWAY, MAX_TOKEN_BYTES};

@@ -17,6 +17,11 @@ use crate::error::AuthError;
 /// few hundred bytes, and this bounds the cost an anonymous caller can impose.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
+/// The largest clock-skew allowance accepted. Skew between healthy hosts is seconds;
+/// a larger leeway would keep expired tokens alive, and an absurd one would overflow
+/// the time arithmetic of the JWT library.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(600);
+
 /// The claims as they arrive; presence is checked after decoding so each missing
 /// claim gets its own message. Unknown claims (`iat`, `sub`, `aud`, ...) are ignored.
 #[derive(Deserialize)]
@@ -60,9 +65,10 @@ impl fmt::Debug for JwtValidator {
 }
 
 impl JwtValidator {
-    /// A validator for HMAC tokens signed with `secret`. Refuses an empty secret or
-    /// an empty algorithm list ([`AuthError::Misconfigured`]): both would make every
-    /// token either forgeable or unusable. `leeway` is applied in whole seconds.
+    /// A validator for HMAC tokens signed with `secret`. Refuses an empty secret, an
+    /// empty algorithm list and a leeway over [`MAX_LEEWAY`]
+    /// ([`AuthError::Misconfigured`]): they would make every token forgeable,
+    /// unusable, or valid long after it expired. `leeway` is applied in whole seconds.
     pub fn new(
         secret: &SecretString,
         algorithms: &[JwtAlgorithm],
@@ -79,6 +85,12 @@ impl JwtValidator {
             return Err(AuthError::Misconfigured(
                 "no JWT algorithm is allowed".to_owned(),
             ));
+        }
+        if leeway > MAX_LEEWAY {
+            return Err(AuthError::Misconfigured(format!(
+                "the JWT leeway must be at most {} seconds",
+                MAX_LEEWAY.as_secs()
+            )));
         }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = algorithms.iter().copied().map(to_jwt_algorithm).collect();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chat_auth::{AuthError, Claims, JwtValidator, TokenIssuer, MAX_TOKEN_BYTES};
+use chat_auth::{AuthError, Claims, JwtValidator, TokenIssuer, MAX_LEEWAY, MAX_TOKEN_BYTES};
 use chat_config::{Config, JwtAlgorithm};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::SecretString;
@@ -349,6 +349,9 @@ fn misconfigured_validators_are_refused() {
     assert_eq!(empty.to_body().error, "internal error");
     assert!(JwtValidator::new(&secret(SECRET), &[], false, Duration::ZERO).is_err());
     assert!(TokenIssuer::new(&secret(""), JwtAlgorithm::HS256).is_err());
+    let absurd = Duration::from_secs(100 * 365 * 24 * 3600);
+    assert!(JwtValidator::new(&secret(SECRET), &ALL_HMAC, false, absurd).is_err());
+    assert!(JwtValidator::new(&secret(SECRET), &ALL_HMAC, false, MAX_LEEWAY).is_ok());
 }
 
 #[test]
