@@ -1,0 +1,4 @@
+//! Project automation behind `cargo xtask` (matklad's xtask pattern), kept as a library so
+//! each check is testable and reusable by `cargo xtask verify`.
+
+pub mod manifest_audit;
