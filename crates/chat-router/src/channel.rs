@@ -1,0 +1,257 @@
+//! The live side of one session: who is subscribed, the sequence numbers of streamed
+//! chunks, and the bounded replay buffer that makes `resume` lossless.
+//!
+//! Publishing and resuming take the same lock, so a connection that resumes sees every
+//! chunk exactly once: those published before it subscribed come from the buffer,
+//! those after from the fan-out. Sends under the lock are `try_send`s on bounded
+//! queues — they never wait, so the lock is never held across an `.await` or a slow
+//! consumer.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::outbound::{ConnectionHandle, ConnectionId};
+
+/// What a `resume` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumeOutcome {
+    /// Chunks re-sent from the buffer.
+    pub replayed: usize,
+    /// True when chunks after `last_seq` had already left the buffer: the client should
+    /// reload the conversation over HTTP to fill the gap.
+    pub gap: bool,
+}
+
+struct ChannelState {
+    next_seq: u64,
+    replay: VecDeque<(u64, Arc<str>)>,
+    capacity: usize,
+    subscribers: Vec<ConnectionHandle>,
+}
+
+/// Fan-out and replay for one session.
+pub struct SessionChannel {
+    state: Mutex<ChannelState>,
+}
+
+impl SessionChannel {
+    /// A channel keeping at most `replay_capacity` chunks for `resume`.
+    pub fn new(replay_capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(ChannelState {
+                next_seq: 1,
+                replay: VecDeque::with_capacity(replay_capacity.min(64)),
+                capacity: replay_capacity.max(1),
+                subscribers: Vec::new(),
+            }),
+        }
+    }
+
+    /// Adds a subscriber; subscribing the same connection twice is a no-op.
+    /// Returns true when it was added.
+    pub fn subscribe(&self, conn: &ConnectionHandle) -> bool {
+        let mut state = self.state.lock();
+        if state.subscribers.iter().any(|c| c.id() == conn.id()) {
+            return false;
+        }
+        state.subscribers.push(conn.clone());
+        true
+    }
+
+    /// Removes exactly that connection. Returns true when it was subscribed.
+    pub fn unsubscribe(&self, id: ConnectionId) -> bool {
+        let mut state = self.state.lock();
+        let before = state.subscribers.len();
+        state.subscribers.retain(|c| c.id() != id);
+        before != state.subscribers.len()
+    }
+
+    /// Number of live subscribers.
+    pub fn subscriber_count(&self) -> usize {
+        self.state.lock().subscribers.len()
+    }
+
+    /// Ids of the subscribers (tests and diagnostics).
+    pub fn subscriber_ids(&self) -> Vec<ConnectionId> {
+        self.state
+            .lock()
+            .subscribers
+            .iter()
+            .map(|c| c.id())
+            .collect()
+    }
+
+    /// Sends a frame that is not replayed (loading, admin notices, echoes) to every
+    /// subscriber except `except`. Returns how many got it.
+    pub fn broadcast(&self, frame: Arc<str>, except: Option<ConnectionId>) -> usize {
+        let mut state = self.state.lock();
+        fan_out(&mut state.subscribers, &frame, except)
+    }
+
+    /// Assigns the next sequence number, lets `make` build the frame for it, keeps the
+    /// frame for `resume` and sends it to every subscriber. Returns the sequence number.
+    pub fn publish_seq(&self, make: impl FnOnce(u64) -> String) -> u64 {
+        let mut state = self.state.lock();
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let frame: Arc<str> = Arc::from(make(seq));
+        if state.replay.len() >= state.capacity {
+            state.replay.pop_front();
+        }
+        state.replay.push_back((seq, frame.clone()));
+        fan_out(&mut state.subscribers, &frame, None);
+        seq
+    }
+
+    /// The last sequence number handed out (0 before the first chunk).
+    pub fn last_seq(&self) -> u64 {
+        self.state.lock().next_seq - 1
+    }
+
+    /// Re-sends every buffered chunk after `last_seq` to `conn`, then subscribes it, as
+    /// one step: no chunk is lost or duplicated in between.
+    pub fn resume(&self, conn: &ConnectionHandle, last_seq: u64) -> ResumeOutcome {
+        let mut state = self.state.lock();
+        let oldest = state.replay.front().map_or(state.next_seq, |(s, _)| *s);
+        let gap = last_seq + 1 < oldest && last_seq + 1 < state.next_seq;
+        let mut replayed = 0;
+        for (seq, frame) in &state.replay {
+            if *seq > last_seq && conn.try_send(frame.clone()) {
+                replayed += 1;
+            }
+        }
+        if !state.subscribers.iter().any(|c| c.id() == conn.id()) {
+            state.subscribers.push(conn.clone());
+        }
+        ResumeOutcome { replayed, gap }
+    }
+}
+
+/// Sends to every subscriber but `except`, dropping the ones that are gone or too slow.
+fn fan_out(
+    subscribers: &mut Vec<ConnectionHandle>,
+    frame: &Arc<str>,
+    except: Option<ConnectionId>,
+) -> usize {
+    let mut delivered = 0;
+    subscribers.retain(|conn| {
+        if Some(conn.id()) == except {
+            return !conn.is_closed();
+        }
+        if conn.try_send(frame.clone()) {
+            delivered += 1;
+            true
+        } else {
+            false
+        }
+    });
+    delivered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbound::{Identity, Outgoing};
+
+    fn conn(id: u64, capacity: usize) -> (ConnectionHandle, tokio::sync::mpsc::Receiver<Outgoing>) {
+        ConnectionHandle::new(
+            id,
+            Identity {
+                user_id: "u".into(),
+                name: "u".into(),
+                is_admin: false,
+            },
+            capacity,
+        )
+    }
+
+    fn drain(rx: &mut tokio::sync::mpsc::Receiver<Outgoing>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(Outgoing::Frame(f)) = rx.try_recv() {
+            out.push(f.to_string());
+        }
+        out
+    }
+
+    #[test]
+    fn every_subscriber_receives_and_subscribe_is_idempotent() {
+        let channel = SessionChannel::new(8);
+        let (a, mut ra) = conn(1, 8);
+        let (b, mut rb) = conn(2, 8);
+        assert!(channel.subscribe(&a));
+        assert!(!channel.subscribe(&a));
+        assert!(channel.subscribe(&b));
+        channel.publish_seq(|seq| format!("chunk {seq}"));
+        assert_eq!(drain(&mut ra), vec!["chunk 1"]);
+        assert_eq!(drain(&mut rb), vec!["chunk 1"]);
+        assert!(channel.unsubscribe(1));
+        assert!(!channel.unsubscribe(1));
+        assert_eq!(channel.subscriber_ids(), vec![2]);
+    }
+
+    #[test]
+    fn resume_replays_exactly_the_missed_chunks() {
+        let channel = SessionChannel::new(8);
+        for _ in 0..5 {
+            channel.publish_seq(|seq| format!("c{seq}"));
+        }
+        let (a, mut ra) = conn(1, 16);
+        let outcome = channel.resume(&a, 2);
+        assert_eq!(
+            outcome,
+            ResumeOutcome {
+                replayed: 3,
+                gap: false
+            }
+        );
+        channel.publish_seq(|seq| format!("c{seq}"));
+        assert_eq!(drain(&mut ra), vec!["c3", "c4", "c5", "c6"]);
+    }
+
+    #[test]
+    fn resume_reports_a_gap_when_the_buffer_moved_on() {
+        let channel = SessionChannel::new(3);
+        for _ in 0..10 {
+            channel.publish_seq(|seq| format!("c{seq}"));
+        }
+        let (a, mut ra) = conn(1, 16);
+        let outcome = channel.resume(&a, 2);
+        assert!(outcome.gap);
+        assert_eq!(drain(&mut ra), vec!["c8", "c9", "c10"]);
+        let (b, _rb) = conn(2, 16);
+        assert!(!channel.resume(&b, 10).gap, "up to date is not a gap");
+    }
+
+    #[test]
+    fn a_slow_consumer_is_dropped_without_affecting_others() {
+        let channel = SessionChannel::new(64);
+        let (slow, _slow_rx) = conn(1, 2);
+        let (fast, mut fast_rx) = conn(2, 64);
+        channel.subscribe(&slow);
+        channel.subscribe(&fast);
+        for _ in 0..10 {
+            channel.publish_seq(|seq| format!("c{seq}"));
+        }
+        assert!(slow.is_closed(), "slow consumer killed");
+        assert_eq!(
+            slow.close_reason(),
+            Some(crate::outbound::CloseReason::SlowConsumer)
+        );
+        assert_eq!(channel.subscriber_ids(), vec![2]);
+        assert_eq!(drain(&mut fast_rx).len(), 10);
+    }
+
+    #[test]
+    fn broadcast_can_skip_the_sender() {
+        let channel = SessionChannel::new(4);
+        let (a, mut ra) = conn(1, 8);
+        let (b, mut rb) = conn(2, 8);
+        channel.subscribe(&a);
+        channel.subscribe(&b);
+        assert_eq!(channel.broadcast(Arc::from("typing"), Some(1)), 1);
+        assert!(drain(&mut ra).is_empty());
+        assert_eq!(drain(&mut rb), vec!["typing"]);
+    }
+}

@@ -1,0 +1,258 @@
+//! One reply: the task that streams it from the providers into the session.
+//!
+//! The task is owned by the router's tracker, not by a socket: when every connection
+//! drops, the reply still completes, is stored, and can be replayed with `resume`.
+//! Every chunk is published through [`Session::if_ai_may_speak`], so the check that no
+//! admin has taken over happens at send time, under the same lock as the takeover.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chat_llm::{ChatRequest, LlmError, StreamEvent, Usage};
+use chat_protocol::{ErrorCode, Message};
+use chat_session::{Sender, Session, StoredMessage};
+use chrono::Utc;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::router::{LiveSession, MessageRouter};
+
+/// Metadata key on a stored reply that was cut short, with the reason as value
+/// (`stopped`, `admin_takeover`, `session_ended`, `shutdown`, or an error code).
+pub const META_INTERRUPTED: &str = "interrupted";
+
+/// Everything one generation needs, captured when the user's message was accepted.
+pub(crate) struct GenerationJob {
+    pub(crate) session: Arc<Session>,
+    pub(crate) live: Arc<LiveSession>,
+    /// Conversation before the new message, oldest first.
+    pub(crate) history: Vec<StoredMessage>,
+    /// The new user message.
+    pub(crate) content: String,
+    /// When the user's message was accepted (response time is measured from here).
+    pub(crate) started: Instant,
+    /// Cancelled by `stop`, takeover, session end or shutdown.
+    pub(crate) cancel: CancellationToken,
+    /// Identifies this generation's slot in `live.generation`.
+    pub(crate) slot_id: u64,
+}
+
+/// How a generation ended.
+enum Outcome {
+    Completed,
+    /// Cancelled (stop, takeover, end, shutdown) — the reason is derived afterwards.
+    Cancelled,
+    /// The gate refused a chunk: an admin took over or the session ended meanwhile.
+    Preempted,
+    Failed(LlmError),
+}
+
+struct Progress {
+    text: String,
+    usage: Option<Usage>,
+    provider: Option<String>,
+    last_seq: u64,
+    first_token: Option<Instant>,
+}
+
+pub(crate) async fn run(router: Arc<MessageRouter>, job: GenerationJob) {
+    let session_id = job.session.id().to_owned();
+    let llm = &router.deps.config.llm;
+    let request = ChatRequest::from_settings(llm, &job.history, job.content.clone())
+        .with_user_id(job.session.user_id());
+    let model = job.session.model_id();
+    let selected = (!model.is_empty()).then_some(model.as_str());
+    let mut progress = Progress {
+        text: String::new(),
+        usage: None,
+        provider: None,
+        last_seq: 0,
+        first_token: None,
+    };
+
+    let outcome = drive(&router, &job, &session_id, selected, request, &mut progress).await;
+    finish(&router, &job, &session_id, outcome, progress).await;
+
+    // Free the slot unless someone (takeover, end) already took it and a newer
+    // generation claimed it since.
+    let mut slot = job.live.generation.lock();
+    if slot.as_ref().is_some_and(|s| s.id == job.slot_id) {
+        *slot = None;
+    }
+}
+
+async fn drive(
+    router: &MessageRouter,
+    job: &GenerationJob,
+    session_id: &str,
+    selected: Option<&str>,
+    request: ChatRequest,
+    progress: &mut Progress,
+) -> Outcome {
+    let attempt = tokio::select! {
+        biased;
+        () = job.cancel.cancelled() => return Outcome::Cancelled,
+        r = router.deps.providers.stream_with_failover(selected, request) => r,
+    };
+    let (provider, mut stream) = match attempt {
+        Ok(ok) => ok,
+        Err(e) => return Outcome::Failed(e),
+    };
+    progress.provider = Some(provider);
+    loop {
+        let event = tokio::select! {
+            biased;
+            () = job.cancel.cancelled() => return Outcome::Cancelled,
+            e = stream.next() => e,
+        };
+        match event {
+            None | Some(Ok(StreamEvent::Done)) => return Outcome::Completed,
+            Some(Ok(StreamEvent::Usage(usage))) => progress.usage = Some(usage),
+            Some(Ok(StreamEvent::Delta(text))) => {
+                if text.is_empty() {
+                    continue;
+                }
+                let published = job.session.if_ai_may_speak(|| {
+                    job.live.channel.publish_seq(|seq| {
+                        Message::ai_chunk(session_id, text.as_str(), seq, false).to_json()
+                    })
+                });
+                let Some(seq) = published else {
+                    return Outcome::Preempted;
+                };
+                if progress.first_token.is_none() {
+                    progress.first_token = Some(Instant::now());
+                    metrics::histogram!("chatbox_llm_time_to_first_token_seconds")
+                        .record(job.started.elapsed().as_secs_f64());
+                }
+                progress.last_seq = seq;
+                progress.text.push_str(&text);
+            }
+            Some(Err(e)) => return Outcome::Failed(e),
+        }
+    }
+}
+
+async fn finish(
+    router: &MessageRouter,
+    job: &GenerationJob,
+    session_id: &str,
+    outcome: Outcome,
+    progress: Progress,
+) {
+    let store = &router.deps.store;
+    let elapsed_ms = i64::try_from(job.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let tokens = progress.usage.map(|u| u.total()).unwrap_or_else(|| {
+        chat_llm::estimate_tokens(job.content.len())
+            + chat_llm::estimate_tokens(progress.text.len())
+    });
+
+    let interrupted = match &outcome {
+        Outcome::Completed => None,
+        Outcome::Failed(e) => Some(e.wire_code().to_owned()),
+        Outcome::Preempted | Outcome::Cancelled => Some(cancel_reason(router, &job.session)),
+    };
+
+    // The closing frame, through the gate: after a takeover nothing is sent at all.
+    match &outcome {
+        Outcome::Completed | Outcome::Cancelled => {
+            job.session.if_ai_may_speak(|| {
+                job.live.channel.publish_seq(|seq| {
+                    let mut last = Message::ai_chunk(session_id, "", seq, true);
+                    last.metadata
+                        .insert("tokens".to_owned(), tokens.to_string());
+                    if let Some(p) = &progress.provider {
+                        last.metadata.insert("provider".to_owned(), p.clone());
+                    }
+                    if let Some(reason) = &interrupted {
+                        last.metadata
+                            .insert(META_INTERRUPTED.to_owned(), reason.clone());
+                    }
+                    last.to_json()
+                })
+            });
+        }
+        Outcome::Failed(error) => {
+            metrics::counter!("chatbox_llm_errors_total", "code" => error.wire_code()).increment(1);
+            tracing::warn!(%session_id, error = %error, "generation failed");
+            let code = match error {
+                LlmError::FirstTokenTimeout | LlmError::IdleTimeout | LlmError::TotalTimeout => {
+                    ErrorCode::LlmTimeout
+                }
+                LlmError::RateLimited { .. } => ErrorCode::TooManyRequests,
+                _ => ErrorCode::LlmUnavailable,
+            };
+            let retry_after = error
+                .retry_after()
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
+            let frame = Message::error(
+                code,
+                error.user_message(),
+                error.is_recoverable(),
+                retry_after,
+            )
+            .with_session(session_id);
+            job.live.channel.broadcast(Arc::from(frame.to_json()), None);
+        }
+        Outcome::Preempted => {}
+    }
+
+    if progress.text.is_empty() && !matches!(outcome, Outcome::Completed) {
+        return;
+    }
+    // Keep the reply, complete or partial (marked), so history matches what was shown.
+    let mut reply = StoredMessage::text(Sender::Ai, progress.text, Utc::now());
+    if let Some(p) = progress.provider {
+        reply.metadata.insert("provider".to_owned(), p);
+    }
+    if let Some(reason) = interrupted {
+        reply.metadata.insert(META_INTERRUPTED.to_owned(), reason);
+    }
+    // Appending to an ended session is refused; the reply is still stored (the
+    // conversation shows what the user saw).
+    let _ = job.session.append(reply.clone());
+    router.persist(
+        "append_message",
+        store.append_message(session_id, &reply).await,
+    );
+    metrics::counter!("chatbox_messages_total", "sender" => "ai").increment(1);
+
+    if matches!(outcome, Outcome::Completed) {
+        metrics::histogram!("chatbox_llm_response_seconds")
+            .record(job.started.elapsed().as_secs_f64());
+        metrics::counter!("chatbox_llm_tokens_total").increment(tokens);
+        if job
+            .session
+            .record_response(elapsed_ms, i64::try_from(tokens).unwrap_or(i64::MAX))
+            .is_ok()
+        {
+            let stats = job.session.stats();
+            router.persist(
+                "update_stats",
+                store
+                    .update_stats(
+                        session_id,
+                        stats.total_tokens(),
+                        stats.max_ms(),
+                        stats.avg_ms(),
+                        stats.count(),
+                    )
+                    .await,
+            );
+        }
+    }
+}
+
+/// Why a cancelled generation stopped, for the stored reply and the final frame.
+fn cancel_reason(router: &MessageRouter, session: &Session) -> String {
+    if session.is_admin_assisted() {
+        "admin_takeover"
+    } else if !session.is_active() {
+        "session_ended"
+    } else if router.cancel.is_cancelled() {
+        "shutdown"
+    } else {
+        "stopped"
+    }
+    .to_owned()
+}
