@@ -785,3 +785,18 @@ fn deleting_the_network_policy_file_fails() {
         "policyTypes Ingress",
     );
 }
+
+#[test]
+fn a_config_mounted_from_a_secret_during_key_rotation_is_a_warning_not_an_error() {
+    let report = audit_broken(&[Edit::Replace(
+        "base/deployment.yaml",
+        "          configMap:\n            name: chatbox-config\n",
+        "          secret:\n            secretName: chatbox-config\n",
+    )]);
+    assert!(report.passed(), "{report}");
+    let warning = report
+        .of_rule(Rule::Config)
+        .find(|f| f.message.contains("comes from Secret \"chatbox-config\""))
+        .unwrap_or_else(|| panic!("no warning; report:\n{report}"));
+    assert_eq!(warning.severity, Severity::Warning);
+}

@@ -44,7 +44,19 @@ pub(crate) fn check(obj: &Obj, set: &[Obj], out: &mut Vec<Finding>) -> Option<Du
             continue;
         };
         let text = match mounted_file(pod, container, config_path, set) {
-            Ok(text) => text,
+            Ok(Mounted::ConfigMap(text)) => text,
+            Ok(Mounted::Secret(name)) => {
+                out.push(obj.warning(
+                    Rule::Config,
+                    format!(
+                        "container {:?}: configuration {config_path} comes from Secret {name:?}, \
+                         which is not in the repository and cannot be validated here; check it \
+                         with `chat-server check-config {config_path}` in a pod",
+                        container.name
+                    ),
+                ));
+                continue;
+            }
             Err(problem) => {
                 fail(format!("configuration {config_path}: {problem}"));
                 continue;
@@ -94,13 +106,21 @@ fn environment(container: &Container) -> HashMap<String, String> {
     env
 }
 
-/// The text of the ConfigMap entry mounted at `file` in `container`.
+/// Where the configuration file of a container comes from.
+enum Mounted<'a> {
+    /// A ConfigMap among the manifests: its text.
+    ConfigMap(&'a str),
+    /// A Secret (created out of band, e.g. during a key rotation): its name.
+    Secret(String),
+}
+
+/// The ConfigMap entry (or the Secret) mounted at `file` in `container`.
 fn mounted_file<'a>(
     pod: &PodSpec,
     container: &Container,
     file: &str,
     set: &'a [Obj],
-) -> Result<&'a str, String> {
+) -> Result<Mounted<'a>, String> {
     let file = Path::new(file);
     let (mount, relative) = container
         .volume_mounts
@@ -124,10 +144,17 @@ fn mounted_file<'a>(
         .flatten()
         .find(|v| v.name == mount.name)
         .ok_or_else(|| format!("volumeMount {:?} names no volume", mount.name))?;
-    let source = volume
-        .config_map
-        .as_ref()
-        .ok_or_else(|| format!("volume {:?} is not a ConfigMap", volume.name))?;
+    if let Some(secret) = &volume.secret {
+        return Ok(Mounted::Secret(
+            secret.secret_name.clone().unwrap_or_default(),
+        ));
+    }
+    let source = volume.config_map.as_ref().ok_or_else(|| {
+        format!(
+            "volume {:?} is neither a ConfigMap nor a Secret",
+            volume.name
+        )
+    })?;
     let key = match &source.items {
         Some(items) => items
             .iter()
@@ -146,6 +173,6 @@ fn mounted_file<'a>(
     map.data
         .as_ref()
         .and_then(|d| d.get(&key))
-        .map(String::as_str)
+        .map(|text| Mounted::ConfigMap(text))
         .ok_or_else(|| format!("ConfigMap {:?} has no key {key:?}", source.name))
 }
