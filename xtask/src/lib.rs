@@ -2,3 +2,5 @@
 //! each check is testable and reusable by `cargo xtask verify`.
 
 pub mod manifest_audit;
+pub mod run;
+pub mod test_suite;
