@@ -10,3 +10,4 @@ pub mod cli;
 pub mod health;
 pub mod logging;
 pub mod shutdown;
+pub mod web;

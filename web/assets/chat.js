@@ -1,0 +1,563 @@
+// The chat page: one conversation over the WebSocket, with streaming replies, stop,
+// model choice, help request, share link, takeover banner and file attach.
+//
+// Losslessness across blips and reloads: the session id, the last reply `seq` seen
+// and the `seq` where the still-running reply began are kept in sessionStorage.
+// After a blip the page resumes from the last seq (its DOM still holds the partial
+// reply); after a reload it renders the stored history over HTTP and resumes from
+// just before the running reply, so the reply is replayed from its first chunk.
+// A replayed reply that the history already holds (it finished between the reload
+// and the history request) is dropped when it completes.
+
+import { ChatSocket } from './socket.js';
+import { api, describeError, el, PREFIX, startPage, UI_BASE } from './common.js';
+import { errorItem, keepScrolled, messageItem, noticeItem, setBody } from './render.js';
+
+const $ = (id) => document.getElementById(id);
+const TYPING_SHOWN_MS = 4000;
+const TYPING_SEND_EVERY_MS = 3000;
+
+const { token, claims } = startPage();
+const list = $('messages');
+const input = $('composer-input');
+const form = $('composer');
+const sendBtn = $('send');
+const stopBtn = $('stop');
+
+/** Per-user persistent state of this tab. */
+const storeKey = `chatbox.chat.${claims.user_id || 'anonymous'}`;
+function loadStore() {
+  try {
+    const s = JSON.parse(sessionStorage.getItem(storeKey) || '{}');
+    return { sid: String(s.sid || ''), seq: Number(s.seq) || 0, pending: Number(s.pending) || 0 };
+  } catch {
+    return { sid: '', seq: 0, pending: 0 };
+  }
+}
+const stored = loadStore();
+
+const state = {
+  sid: stored.sid,
+  seq: stored.seq,
+  pending: stored.pending, // seq of the first chunk of the reply still streaming, 0 when none
+  historyFor: null, // session whose history is rendered
+  readOnly: false,
+  reply: null, // { item, text }
+  busy: false,
+  assistedBy: null,
+  dedupe: [], // texts of history AI messages a replayed reply may duplicate
+  dedupeActive: false,
+  unconfirmed: [], // texts of own messages not yet echoed back (multi-device echo)
+  queue: null, // frames held while history loads
+  acceptNextSeq: false, // set by `loading`: the next chunk starts a new seq range
+  lastTypingSent: 0,
+};
+
+function save() {
+  sessionStorage.setItem(storeKey, JSON.stringify({ sid: state.sid, seq: state.seq, pending: state.pending }));
+}
+
+const params = new URL(location.href).searchParams;
+const viewSid = params.get('session');
+let wantNew = params.has('new');
+if (wantNew) {
+  const url = new URL(location.href);
+  url.searchParams.delete('new');
+  history.replaceState(history.state, '', url.pathname + url.search + url.hash);
+}
+
+function append(node, force = false) {
+  list.append(node);
+  keepScrolled(list, force);
+  return node;
+}
+
+function setBusy(busy) {
+  state.busy = busy;
+  stopBtn.disabled = !busy || Boolean(state.assistedBy);
+}
+
+function setComposerEnabled(enabled) {
+  input.disabled = !enabled;
+  sendBtn.disabled = !enabled;
+}
+
+/** Clears the view for a new conversation (the next message starts a session). */
+function startFresh() {
+  finishReply(true);
+  list.replaceChildren();
+  $('session-name').textContent = '';
+  state.sid = '';
+  state.seq = 0;
+  state.pending = 0;
+  save();
+  $('share').disabled = true;
+  $('share-box').hidden = true;
+  state.historyFor = '';
+  append(noticeItem('New conversation. Say hello!'));
+}
+
+function adoptSession(sid) {
+  if (sid === state.sid) return;
+  state.sid = sid;
+  state.seq = 0;
+  state.pending = 0;
+  state.reply = null;
+  save();
+  $('share').disabled = !sid;
+  $('share-box').hidden = true;
+}
+
+// ---- history -------------------------------------------------------------------
+
+const SENDER_NAMES = { user: 'You', ai: 'Assistant', admin: 'Admin', system: 'System' };
+
+function renderHistoryMessage(m) {
+  const name = m.sender === 'admin' ? adminLabel(m.metadata && m.metadata.admin_name) : undefined;
+  return messageItem(
+    { sender: m.sender, content: m.content, timestamp: m.timestamp, fileUrl: m.file_url, fileId: m.file_id, name },
+    SENDER_NAMES,
+  );
+}
+
+async function loadHistory(sid) {
+  const detail = await api(`/sessions/${encodeURIComponent(sid)}`, { token });
+  list.replaceChildren();
+  state.dedupe = [];
+  for (const m of detail.messages || []) {
+    if (m.sender === 'ai') state.dedupe.push(m.content || '');
+    append(renderHistoryMessage(m), true);
+  }
+  $('session-name').textContent = detail.name || '';
+  if (detail.model_id) $('model').value = detail.model_id;
+  state.historyFor = sid;
+  state.dedupeActive = true;
+  return detail;
+}
+
+/** Runs `work` while incoming frames wait, then handles them in order. */
+async function holdingFrames(work) {
+  state.queue = state.queue || [];
+  try {
+    await work();
+  } finally {
+    const held = state.queue;
+    state.queue = null;
+    for (const frame of held) handleFrame(frame);
+  }
+}
+
+// ---- connection ------------------------------------------------------------------
+
+const socket = token
+  ? new ChatSocket({
+      token,
+      onConnected: (status) => holdingFrames(() => onConnected(status)),
+      onFrame: (frame) => (state.queue ? state.queue.push(frame) : handleFrame(frame)),
+      onState: showConnState,
+    })
+  : null;
+
+function showConnState(s, detail) {
+  const conn = $('conn');
+  conn.dataset.state = s;
+  if (s === 'connecting') conn.textContent = 'Connecting…';
+  else if (s === 'open') conn.textContent = 'Connected';
+  else if (s === 'waiting') conn.textContent = `Offline — retrying in ${Math.ceil(detail.delay / 1000)} s`;
+  else conn.textContent = 'Disconnected';
+}
+
+function resume(lastSeq) {
+  if (!state.sid) return;
+  socket.send({ type: 'resume', session_id: state.sid, metadata: { last_seq: String(Math.max(0, lastSeq)) } });
+}
+
+async function onConnected(status) {
+  setupModels(status.models || []);
+  const active = status.session_id || '';
+  try {
+    if (wantNew) {
+      wantNew = false;
+      if (active) await api(`/sessions/${encodeURIComponent(active)}/end`, { method: 'POST', token });
+      startFresh();
+      return;
+    }
+    if (viewSid && viewSid !== active) {
+      // An ended (or other) conversation opened from the sessions page: read-only.
+      if (state.historyFor !== viewSid) await loadHistory(viewSid);
+      state.readOnly = true;
+      setComposerEnabled(false);
+      const note = $('readonly-note');
+      note.hidden = false;
+      note.replaceChildren(
+        'This conversation has ended and is read-only. ',
+        el('a', { attrs: { href: './' }, text: 'Back to the current chat' }),
+      );
+      $('share').disabled = false;
+      state.sid = viewSid;
+      return;
+    }
+    if (!active) {
+      // No active session: show the last one this tab knew (e.g. after a restart
+      // that ended it) so nothing visibly disappears; the next message starts anew.
+      if (state.sid && state.historyFor !== state.sid) {
+        try {
+          await loadHistory(state.sid);
+          append(noticeItem('This conversation has ended. Your next message starts a new one.'));
+        } catch {
+          list.replaceChildren();
+        }
+      }
+      adoptSession('');
+      return;
+    }
+    if (active === state.sid && state.historyFor === active) {
+      resume(state.seq); // a blip: the page still shows everything up to state.seq
+      return;
+    }
+    // A reload resumes from just before the reply that was still streaming (its
+    // first chunks are in no history yet); another device's session from the start
+    // of the replay buffer, deduplicated against the history.
+    const reloaded = active === state.sid;
+    const from = reloaded ? (state.pending ? state.pending - 1 : state.seq) : 0;
+    adoptSession(active);
+    await loadHistory(active);
+    state.reply = null;
+    state.pending = 0;
+    state.seq = from;
+    resume(from);
+    $('share').disabled = false;
+  } catch (e) {
+    append(errorItem(describeError(e), e.code));
+  }
+}
+
+// ---- frames ----------------------------------------------------------------------
+
+function handleFrame(f) {
+  if (state.readOnly && f.type !== 'connection_status' && f.type !== 'error') return;
+  if (f.session_id && f.session_id !== state.sid && !state.readOnly && f.type !== 'connection_status') {
+    adoptSession(f.session_id); // e.g. the server created the session for our first message
+  }
+  const meta = f.metadata || {};
+  switch (f.type) {
+    case 'connection_status':
+      if (f.models) setupModels(f.models);
+      if (f.session_id && !state.readOnly && f.session_id !== state.sid && socket.greeted) adoptSession(f.session_id);
+      $('share').disabled = !state.sid;
+      break;
+    case 'loading':
+      // A new reply starts live: nothing to deduplicate, and its first chunk opens a
+      // new seq range (a restarted server numbers from 1 again).
+      state.dedupeActive = false;
+      state.acceptNextSeq = true;
+      ensureReply();
+      setBusy(true);
+      break;
+    case 'ai_response':
+      onChunk(f, meta);
+      break;
+    case 'user_message':
+      onUserMessage(f, meta);
+      break;
+    case 'file_upload':
+    case 'voice_message':
+      if (f.sender === 'user' && state.unconfirmed.includes(`file:${f.file_id}`)) {
+        state.unconfirmed.splice(state.unconfirmed.indexOf(`file:${f.file_id}`), 1);
+      } else {
+        append(messageItem({ sender: f.sender || 'user', content: f.content || '', timestamp: f.timestamp, fileUrl: f.file_url, fileId: f.file_id }, SENDER_NAMES));
+      }
+      break;
+    case 'error':
+      onError(f.error || {});
+      break;
+    case 'admin_join': {
+      const name = meta.admin_name || f.content || 'an administrator';
+      finishReply(true);
+      state.assistedBy = name;
+      const banner = $('assisted');
+      banner.hidden = false;
+      banner.textContent = `You are being assisted by ${name}.`;
+      append(noticeItem(`${name} joined the conversation.`));
+      setBusy(false);
+      break;
+    }
+    case 'admin_leave': {
+      const name = meta.admin_name || state.assistedBy || 'The administrator';
+      state.assistedBy = null;
+      $('assisted').hidden = true;
+      $('assisted').textContent = '';
+      append(noticeItem(`${name} left the conversation. The assistant answers again.`));
+      setBusy(state.busy);
+      break;
+    }
+    case 'notification':
+      append(noticeItem(f.content || 'Notification'));
+      break;
+    case 'typing_indicator':
+      if (f.sender !== 'user') showTyping(f.sender === 'admin' ? state.assistedBy || 'The administrator' : 'The assistant');
+      break;
+    default:
+      break;
+  }
+}
+
+function ensureReply() {
+  if (!state.reply) {
+    const item = append(messageItem({ sender: 'ai', content: '', timestamp: new Date().toISOString() }, SENDER_NAMES));
+    item.classList.add('streaming');
+    item.setAttribute('aria-busy', 'true');
+    state.reply = { item, text: '' };
+  }
+  return state.reply;
+}
+
+function onChunk(f, meta) {
+  const seq = Number(meta.seq) || 0;
+  if (seq && seq <= state.seq && !state.acceptNextSeq) return; // already shown (replay overlap)
+  state.acceptNextSeq = false;
+  const streaming = meta.streaming === 'true' || seq > 0;
+  if (!streaming) {
+    append(messageItem({ sender: 'ai', content: f.content, timestamp: f.timestamp }, SENDER_NAMES));
+    return;
+  }
+  const fresh = !state.reply;
+  const reply = ensureReply();
+  if (seq) {
+    if (fresh || !state.pending) state.pending = seq;
+    state.seq = seq;
+  }
+  reply.text += f.content || '';
+  setBody(reply.item, reply.text);
+  keepScrolled(list);
+  setBusy(true);
+  if (meta.done === 'true') finishReply(false);
+  save();
+}
+
+function finishReply(cancelled) {
+  const reply = state.reply;
+  state.reply = null;
+  state.pending = 0;
+  save();
+  setBusy(false);
+  if (!reply) return;
+  reply.item.classList.remove('streaming');
+  reply.item.removeAttribute('aria-busy');
+  if (!reply.text && cancelled) {
+    reply.item.remove();
+    return;
+  }
+  if (state.dedupeActive) {
+    const i = state.dedupe.indexOf(reply.text);
+    if (i >= 0) {
+      state.dedupe.splice(i, 1);
+      reply.item.remove(); // the history already shows this reply
+      return;
+    }
+  }
+  if (cancelled) reply.item.classList.add('stopped');
+}
+
+function onUserMessage(f, meta) {
+  if (f.sender === 'admin') {
+    state.dedupeActive = false;
+    append(messageItem({ sender: 'admin', content: f.content, timestamp: f.timestamp, name: adminLabel(meta.admin_name || state.assistedBy) }, SENDER_NAMES));
+    return;
+  }
+  const i = state.unconfirmed.indexOf(f.content);
+  if (i >= 0) {
+    state.unconfirmed.splice(i, 1); // our own message coming back
+    return;
+  }
+  state.dedupeActive = false;
+  append(messageItem({ sender: 'user', content: f.content, timestamp: f.timestamp }, SENDER_NAMES));
+}
+
+function adminLabel(name) {
+  return name ? `${name} (admin)` : 'Admin';
+}
+
+function onError(err) {
+  const code = err.code || 'ERROR';
+  let message = err.message || 'Something went wrong.';
+  if (err.retry_after) message += ` Try again in ${Math.ceil(err.retry_after / 1000)} s.`;
+  if (state.reply && code !== 'INVALID_FORMAT' && code !== 'RATE_LIMITED' && code !== 'TOO_MANY_REQUESTS') finishReply(true);
+  else if (!state.reply) setBusy(false);
+  append(errorItem(message, code));
+}
+
+let typingTimer = null;
+function showTyping(who) {
+  const p = $('typing');
+  p.textContent = `${who} is typing…`;
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(() => {
+    p.textContent = '';
+  }, TYPING_SHOWN_MS);
+}
+
+// ---- controls --------------------------------------------------------------------
+
+function setupModels(models) {
+  const label = $('model-label');
+  const select = $('model');
+  if (!Array.isArray(models) || models.length < 2) {
+    label.hidden = true;
+    return;
+  }
+  const current = select.value;
+  select.replaceChildren(...models.map((m) => el('option', { attrs: { value: m.id }, text: m.name || m.id })));
+  if (current && models.some((m) => m.id === current)) select.value = current;
+  label.hidden = false;
+}
+
+$('model').addEventListener('change', (e) => {
+  const frame = { type: 'model_select', model_id: e.target.value };
+  if (state.sid) frame.session_id = state.sid;
+  if (!socket.send(frame)) append(errorItem('Not connected: the model was not changed.', 'OFFLINE'));
+});
+
+function sendMessage() {
+  const content = input.value.trim();
+  if (!content || state.readOnly) return;
+  const frame = { type: 'user_message', content };
+  if (state.sid) frame.session_id = state.sid;
+  if (!socket || !socket.send(frame)) {
+    append(errorItem('Not connected. Your message was kept; send it again when the connection is back.', 'OFFLINE'));
+    return;
+  }
+  state.dedupeActive = false;
+  state.unconfirmed.push(content);
+  if (state.unconfirmed.length > 50) state.unconfirmed.shift();
+  append(messageItem({ sender: 'user', content, timestamp: new Date().toISOString() }, SENDER_NAMES), true);
+  input.value = '';
+  if (!state.assistedBy) setBusy(true);
+}
+
+form.addEventListener('submit', (e) => {
+  e.preventDefault();
+  sendMessage();
+});
+
+input.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    sendMessage();
+  }
+});
+
+input.addEventListener('input', () => {
+  if (!state.assistedBy || !state.sid) return;
+  const now = Date.now();
+  if (now - state.lastTypingSent < TYPING_SEND_EVERY_MS) return;
+  state.lastTypingSent = now;
+  socket.send({ type: 'typing_indicator', session_id: state.sid });
+});
+
+stopBtn.addEventListener('click', () => {
+  const frame = { type: 'stop' };
+  if (state.sid) frame.session_id = state.sid;
+  if (socket.send(frame)) {
+    stopBtn.disabled = true;
+    if (state.reply) state.reply.item.classList.add('stopping');
+  }
+});
+
+$('help').addEventListener('click', () => {
+  const frame = { type: 'help_request' };
+  if (state.sid) frame.session_id = state.sid;
+  if (socket && socket.send(frame)) append(noticeItem('Help requested. An administrator has been notified.'));
+  else append(errorItem('Not connected: help could not be requested.', 'OFFLINE'));
+});
+
+$('share').addEventListener('click', async () => {
+  if (!state.sid) return;
+  try {
+    const { share_token: shareToken } = await api(`/sessions/${encodeURIComponent(state.sid)}/share`, { method: 'POST', token });
+    const link = new URL(`${UI_BASE}shared/${encodeURIComponent(shareToken)}`, location.origin).href;
+    $('share-link').value = link;
+    $('share-box').hidden = false;
+    $('share-link').focus();
+    $('share-link').select();
+  } catch (e) {
+    append(errorItem(describeError(e), e.code));
+  }
+});
+
+$('share-copy').addEventListener('click', async () => {
+  const link = $('share-link');
+  try {
+    await navigator.clipboard.writeText(link.value);
+    $('share-copy').textContent = 'Copied';
+  } catch {
+    link.select();
+  }
+});
+
+$('share-close').addEventListener('click', () => {
+  $('share-box').hidden = true;
+  $('share').focus();
+});
+
+$('new-chat').addEventListener('click', async () => {
+  if (state.readOnly) {
+    location.href = './?new=1';
+    return;
+  }
+  try {
+    if (state.sid) await api(`/sessions/${encodeURIComponent(state.sid)}/end`, { method: 'POST', token });
+  } catch (e) {
+    append(errorItem(describeError(e), e.code));
+    return;
+  }
+  startFresh();
+  input.focus();
+});
+
+// File attach, offered only when the server has uploads (POST /uploads answers
+// something other than 404/405 to an empty form).
+async function probeUploads() {
+  try {
+    const response = await fetch(`${PREFIX}/uploads`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}` },
+      body: new FormData(),
+      credentials: 'omit',
+    });
+    $('attach-label').hidden = response.status === 404 || response.status === 405;
+  } catch {
+    $('attach-label').hidden = true;
+  }
+}
+
+$('attach').addEventListener('change', async (e) => {
+  const file = e.target.files && e.target.files[0];
+  e.target.value = '';
+  if (!file) return;
+  const body = new FormData();
+  body.append('file', file);
+  try {
+    const up = await api('/uploads', { method: 'POST', token, body });
+    const frame = { type: 'file_upload', file_id: up.file_id, file_url: up.file_url };
+    if (state.sid) frame.session_id = state.sid;
+    if (!socket.send(frame)) throw new Error('Not connected: the file was uploaded but not sent.');
+    state.unconfirmed.push(`file:${up.file_id}`);
+    append(messageItem({ sender: 'user', content: file.name, timestamp: new Date().toISOString(), fileUrl: up.file_url, fileId: up.file_id }, SENDER_NAMES), true);
+  } catch (err) {
+    append(errorItem(describeError(err), err.code));
+  }
+});
+
+// ---- start -----------------------------------------------------------------------
+
+if (!token) {
+  setComposerEnabled(false);
+  for (const id of ['help', 'share', 'new-chat']) $(id).disabled = true;
+  $('conn').textContent = 'Not signed in';
+} else {
+  $('share').disabled = !state.sid;
+  socket.start();
+  probeUploads();
+  input.focus();
+}
