@@ -2,5 +2,7 @@
 //! each check is testable and reusable by `cargo xtask verify`.
 
 pub mod manifest_audit;
+pub mod report;
 pub mod run;
 pub mod test_suite;
+pub mod verify;

@@ -18,6 +18,21 @@ enum Task {
         #[arg(long)]
         skip_loom: bool,
     },
+    /// Production readiness: every check, the 19 issues' verdicts, and the report in
+    /// target/readiness/ (exits non-zero unless every issue is resolved).
+    Verify {
+        /// Skip the race run and coverage (for CI).
+        #[arg(long)]
+        quick: bool,
+        /// Also audit this configuration file as the server would load it.
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+    },
+    /// ThreadSanitizer run of the concurrent crates (nightly; skipped with the reason
+    /// when unavailable).
+    Race,
+    /// Line coverage per crate with cargo-llvm-cov, against the 80 % floor.
+    Coverage,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -25,5 +40,15 @@ fn main() -> anyhow::Result<()> {
         Task::Test { skip_loom } => {
             xtask::test_suite::run(xtask::test_suite::TestOptions { skip_loom })
         }
+        Task::Verify { quick, config } => {
+            let options = xtask::verify::VerifyOptions { quick, config };
+            if xtask::verify::run(&options)? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
+        Task::Race => xtask::verify::race_standalone(),
+        Task::Coverage => xtask::verify::coverage_standalone(),
     }
 }
