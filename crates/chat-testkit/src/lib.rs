@@ -2,4 +2,5 @@
 //! server speaking the OpenAI, Anthropic and Dify streaming formats, a launcher for a
 //! MongoDB-wire test server, and a small WebSocket test client.
 
+pub mod fake_llm;
 pub mod mongo;

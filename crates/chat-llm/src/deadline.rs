@@ -1,0 +1,258 @@
+//! The three deadlines of a reply, applied the same way around every provider.
+
+use std::time::Duration;
+
+use chat_config::LlmSettings;
+use futures::StreamExt;
+use tokio::time::Instant;
+
+use crate::{ChatRequest, EventStream, LlmError, LlmProvider, StreamEvent};
+
+/// Deadlines of one reply (`llm.first_token_timeout`, `llm.idle_timeout`,
+/// `llm.total_timeout`).
+///
+/// - `first_token`: from the call to the provider until the first text delta,
+///   including connecting and waiting for response headers;
+/// - `idle`: the longest gap between two delivered items after the first token
+///   (provider keep-alive pings do not count as activity);
+/// - `total`: from the call until `Done`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// Until the first text delta.
+    pub first_token: Duration,
+    /// Between two items after the first.
+    pub idle: Duration,
+    /// For the whole reply.
+    pub total: Duration,
+}
+
+impl Deadlines {
+    /// The deadlines configured in `[llm]`.
+    pub fn from_settings(settings: &LlmSettings) -> Self {
+        Self {
+            first_token: settings.first_token_timeout,
+            idle: settings.idle_timeout,
+            total: settings.total_timeout,
+        }
+    }
+
+    /// Calls `provider` and bounds both the call and the returned stream by these
+    /// deadlines, all measured from now. On a missed deadline the stream yields one
+    /// timeout error and drops the provider stream at once, which closes the HTTP
+    /// connection so the provider stops generating.
+    pub async fn stream(
+        &self,
+        provider: &dyn LlmProvider,
+        request: ChatRequest,
+    ) -> Result<EventStream, LlmError> {
+        let started = Instant::now();
+        let first_deadline = started + self.first_token.min(self.total);
+        let inner = match tokio::time::timeout_at(first_deadline, provider.stream(request)).await {
+            Ok(result) => result?,
+            Err(_) => return Err(LlmError::FirstTokenTimeout),
+        };
+        Ok(self.wrap(inner, started))
+    }
+
+    /// Bounds an already-open stream whose request started at `started`.
+    pub fn wrap(&self, inner: EventStream, started: Instant) -> EventStream {
+        let state = Watch {
+            inner: Some(inner),
+            deadlines: *self,
+            started,
+            first_token_seen: false,
+        };
+        Box::pin(futures::stream::unfold(state, Watch::next))
+    }
+}
+
+/// The state of one watched stream.
+struct Watch {
+    /// `None` once the stream finished, failed or timed out: it is dropped right away.
+    inner: Option<EventStream>,
+    deadlines: Deadlines,
+    started: Instant,
+    first_token_seen: bool,
+}
+
+impl Watch {
+    async fn next(mut self) -> Option<(Result<StreamEvent, LlmError>, Self)> {
+        let inner = self.inner.as_mut()?;
+        let total_deadline = self.started + self.deadlines.total;
+        let (phase_deadline, phase_error) = if self.first_token_seen {
+            (Instant::now() + self.deadlines.idle, LlmError::IdleTimeout)
+        } else {
+            (
+                self.started + self.deadlines.first_token,
+                LlmError::FirstTokenTimeout,
+            )
+        };
+        let (deadline, error) = if total_deadline <= phase_deadline {
+            (total_deadline, LlmError::TotalTimeout)
+        } else {
+            (phase_deadline, phase_error)
+        };
+        match tokio::time::timeout_at(deadline, inner.next()).await {
+            Ok(Some(Ok(event))) => {
+                match &event {
+                    StreamEvent::Delta(_) => self.first_token_seen = true,
+                    StreamEvent::Done => self.inner = None,
+                    StreamEvent::Usage(_) => {}
+                }
+                Some((Ok(event), self))
+            }
+            Ok(Some(Err(e))) => {
+                self.inner = None;
+                Some((Err(e), self))
+            }
+            Ok(None) => {
+                self.inner = None;
+                None
+            }
+            Err(_) => {
+                // Dropping the provider stream here (not when the caller gets around to
+                // dropping ours) closes the connection at the deadline.
+                self.inner = None;
+                Some((Err(error), self))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+
+    use futures::stream;
+
+    use super::*;
+    use crate::MockLlmProvider;
+
+    fn deadlines() -> Deadlines {
+        Deadlines {
+            first_token: Duration::from_secs(5),
+            idle: Duration::from_secs(2),
+            total: Duration::from_secs(20),
+        }
+    }
+
+    /// A stream that yields the given items, each after its delay, then hangs forever.
+    fn scripted(items: Vec<(u64, StreamEvent)>) -> EventStream {
+        Box::pin(
+            stream::iter(items)
+                .then(|(ms, ev)| async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    Ok(ev)
+                })
+                .chain(stream::pending()),
+        )
+    }
+
+    fn provider_with(mut items: Vec<(u64, StreamEvent)>) -> MockLlmProvider {
+        let mut p = MockLlmProvider::new();
+        p.expect_stream()
+            .times(1)
+            .returning(move |_| Ok(scripted(std::mem::take(&mut items))));
+        p
+    }
+
+    async fn collect(s: EventStream) -> Vec<Result<StreamEvent, LlmError>> {
+        s.collect().await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn first_token_deadline_counts_from_the_call() {
+        let p = provider_with(vec![(5_001, StreamEvent::Delta("late".into()))]);
+        let t0 = Instant::now();
+        let s = deadlines()
+            .stream(&p, ChatRequest::single("hi"))
+            .await
+            .unwrap();
+        let out = collect(s).await;
+        assert_eq!(out, vec![Err(LlmError::FirstTokenTimeout)]);
+        assert_eq!(t0.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_stream_misses_the_first_token_deadline() {
+        let mut p = MockLlmProvider::new();
+        p.expect_stream()
+            .returning(|_| Ok(Box::pin(stream::pending::<Result<StreamEvent, LlmError>>())));
+        let t0 = Instant::now();
+        let out = collect(
+            deadlines()
+                .stream(&p, ChatRequest::single("hi"))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(out, vec![Err(LlmError::FirstTokenTimeout)]);
+        assert_eq!(t0.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_deadline_applies_between_chunks() {
+        let p = provider_with(vec![
+            (100, StreamEvent::Delta("a".into())),
+            (1_900, StreamEvent::Delta("b".into())),
+            (2_001, StreamEvent::Delta("c".into())),
+        ]);
+        let t0 = Instant::now();
+        let out = collect(
+            deadlines()
+                .stream(&p, ChatRequest::single("hi"))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            out,
+            vec![
+                Ok(StreamEvent::Delta("a".into())),
+                Ok(StreamEvent::Delta("b".into())),
+                Err(LlmError::IdleTimeout)
+            ]
+        );
+        assert_eq!(t0.elapsed(), Duration::from_millis(100 + 1_900 + 2_000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn total_deadline_cuts_a_steady_trickle() {
+        let items = (0..100)
+            .map(|i| (1_100, StreamEvent::Delta(i.to_string())))
+            .collect();
+        let p = provider_with(items);
+        let t0 = Instant::now();
+        let out = collect(
+            deadlines()
+                .stream(&p, ChatRequest::single("hi"))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            out.len(),
+            19,
+            "18 deltas (at 1.1 s … 19.8 s) then the timeout"
+        );
+        assert_eq!(out.last(), Some(&Err(LlmError::TotalTimeout)));
+        assert_eq!(t0.elapsed(), Duration::from_secs(20));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_complete_reply_passes_through_and_ends_after_done() {
+        let p = provider_with(vec![
+            (10, StreamEvent::Delta("hi".into())),
+            (10, StreamEvent::Usage(crate::Usage::estimate(4, 2))),
+            (10, StreamEvent::Done),
+        ]);
+        let out = collect(
+            deadlines()
+                .stream(&p, ChatRequest::single("hi"))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(out.len(), 3);
+        assert_eq!(out.last(), Some(&Ok(StreamEvent::Done)));
+    }
+}

@@ -1,0 +1,258 @@
+//! OpenAI Chat Completions streaming, which also covers OpenAI-compatible servers
+//! (vLLM, llama.cpp, Ollama, LiteLLM, …).
+
+use async_trait::async_trait;
+use chat_config::ProviderSettings;
+use reqwest::header::{HeaderMap, AUTHORIZATION};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+use url::Url;
+
+use crate::http::{endpoint_url, secret_header};
+use crate::sse::{decode_stream, Decoded, SseDecoder};
+use crate::{ChatRequest, EventStream, LlmError, LlmProvider, ProviderHttp, SetupError};
+
+/// Streams from `POST {endpoint}/chat/completions` with `stream: true` and
+/// `stream_options.include_usage`. The key is sent as `Authorization: Bearer` and may
+/// be absent (local servers such as Ollama need none).
+#[derive(Debug)]
+pub struct OpenAiProvider {
+    id: String,
+    name: String,
+    url: Url,
+    model: String,
+    max_tokens: Option<u32>,
+    api_key: Option<SecretString>,
+    http: ProviderHttp,
+}
+
+impl OpenAiProvider {
+    /// Builds the adapter from `[[llm.providers]]`; the endpoint is validated again
+    /// (https, or http to an internal host) so no code path can bypass the rule.
+    pub fn new(settings: &ProviderSettings, http: ProviderHttp) -> Result<Self, SetupError> {
+        let base = crate::setup::endpoint(settings)?;
+        Ok(Self {
+            id: settings.id.clone(),
+            name: settings.name.clone(),
+            url: endpoint_url(&base, "/chat/completions"),
+            model: settings.model.clone(),
+            max_tokens: settings.max_tokens,
+            api_key: settings.api_key.clone(),
+            http,
+        })
+    }
+
+    /// The request body, exactly as sent.
+    pub fn body(&self, request: &ChatRequest) -> Value {
+        let mut messages = Vec::with_capacity(request.messages.len() + 1);
+        if let Some(system) = &request.system_prompt {
+            messages.push(json!({"role": "system", "content": system}));
+        }
+        messages.extend(
+            request
+                .messages
+                .iter()
+                .map(|t| json!({"role": t.role.as_str(), "content": t.content})),
+        );
+        let mut body = json!({
+            "model": self.model,
+            "messages": messages,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+        });
+        if let Some(max) = self.max_tokens {
+            body["max_tokens"] = json!(max);
+        }
+        if let Some(user) = &request.user_id {
+            body["user"] = json!(user);
+        }
+        body
+    }
+}
+
+#[async_trait]
+impl LlmProvider for OpenAiProvider {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn stream(&self, request: ChatRequest) -> Result<EventStream, LlmError> {
+        let mut headers = HeaderMap::new();
+        if let Some(key) = &self.api_key {
+            headers.insert(
+                AUTHORIZATION,
+                secret_header(&format!("Bearer {}", key.expose_secret()))?,
+            );
+        }
+        let body = self.body(&request);
+        let response = self
+            .http
+            .post_stream(&self.id, &self.url, &headers, &body)
+            .await?;
+        Ok(decode_stream(
+            response.bytes_stream(),
+            OpenAiDecoder::default(),
+            request.prompt_chars(),
+        ))
+    }
+}
+
+/// Interprets `chat.completion.chunk` events.
+#[derive(Debug, Default)]
+pub(crate) struct OpenAiDecoder {
+    saw_finish_reason: bool,
+}
+
+impl SseDecoder for OpenAiDecoder {
+    fn decode(&mut self, _event: &str, data: &str, out: &mut Vec<Decoded>) -> Result<(), LlmError> {
+        let data = data.trim();
+        if data == "[DONE]" {
+            out.push(Decoded::Finished);
+            return Ok(());
+        }
+        let chunk: Value = match serde_json::from_str(data) {
+            Ok(v) => v,
+            Err(e) => {
+                out.push(Decoded::Malformed(format!("not JSON: {e}")));
+                return Ok(());
+            }
+        };
+        if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
+            return Err(in_stream_error(error));
+        }
+        // `choices` may be missing, null or empty (the usage chunk); tolerate all.
+        if let Some(choices) = chunk.get("choices").and_then(Value::as_array) {
+            for choice in choices {
+                if choice.get("index").and_then(Value::as_u64).unwrap_or(0) != 0 {
+                    continue;
+                }
+                if let Some(text) = choice
+                    .get("delta")
+                    .and_then(|d| d.get("content"))
+                    .and_then(Value::as_str)
+                {
+                    out.push(Decoded::Delta(text.to_owned()));
+                }
+                if choice.get("finish_reason").is_some_and(|r| !r.is_null()) {
+                    self.saw_finish_reason = true;
+                }
+            }
+        }
+        if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
+            if let Some(n) = usage.get("prompt_tokens").and_then(Value::as_u64) {
+                out.push(Decoded::PromptTokens(n));
+            }
+            if let Some(n) = usage.get("completion_tokens").and_then(Value::as_u64) {
+                out.push(Decoded::CompletionTokens(n));
+            }
+        }
+        Ok(())
+    }
+
+    fn complete_at_eof(&self) -> bool {
+        self.saw_finish_reason
+    }
+}
+
+/// `{"error": {"message", "type", "code"}}` sent inside a stream (vLLM, LiteLLM, …).
+fn in_stream_error(error: &Value) -> LlmError {
+    let message = error
+        .get("message")
+        .and_then(Value::as_str)
+        .map_or_else(|| error.to_string(), str::to_owned);
+    let kind = error
+        .get("type")
+        .or_else(|| error.get("code"))
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let message = crate::error::truncate_body(&message);
+    if kind.contains("rate_limit") {
+        LlmError::RateLimited { retry_after: None }
+    } else {
+        LlmError::Unavailable(format!("provider reported: {message}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(lines: &[&str]) -> (Vec<Decoded>, Result<(), LlmError>, OpenAiDecoder) {
+        let mut d = OpenAiDecoder::default();
+        let mut out = Vec::new();
+        let mut result = Ok(());
+        for line in lines {
+            result = d.decode("message", line, &mut out);
+            if result.is_err() {
+                break;
+            }
+        }
+        (out, result, d)
+    }
+
+    #[test]
+    fn deltas_usage_and_done_are_decoded() {
+        let (out, result, _) = decode(&[
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#,
+            "[DONE]",
+        ]);
+        assert!(result.is_ok());
+        assert_eq!(
+            out,
+            vec![
+                Decoded::Delta(String::new()),
+                Decoded::Delta("Hi".into()),
+                Decoded::PromptTokens(12),
+                Decoded::CompletionTokens(3),
+                Decoded::Finished
+            ]
+        );
+    }
+
+    #[test]
+    fn null_or_missing_choices_are_tolerated() {
+        let (out, result, _) = decode(&[
+            r#"{"choices":null,"usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
+            r#"{"id":"x"}"#,
+            r#"{"choices":[{"delta":{"content":null}}]}"#,
+        ]);
+        assert!(result.is_ok());
+        assert_eq!(
+            out,
+            vec![Decoded::PromptTokens(1), Decoded::CompletionTokens(2)]
+        );
+    }
+
+    #[test]
+    fn finish_reason_makes_a_missing_done_acceptable() {
+        let (_, _, d) =
+            decode(&[r#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#]);
+        assert!(d.complete_at_eof());
+        let (_, _, d) = decode(&[r#"{"choices":[{"index":0,"delta":{"content":"x"}}]}"#]);
+        assert!(!d.complete_at_eof());
+    }
+
+    #[test]
+    fn in_stream_errors_end_the_reply() {
+        let (_, result, _) =
+            decode(&[r#"{"error":{"message":"model overloaded","type":"server_error"}}"#]);
+        assert!(matches!(result, Err(LlmError::Unavailable(m)) if m.contains("overloaded")));
+        let (_, result, _) =
+            decode(&[r#"{"error":{"message":"slow down","type":"rate_limit_exceeded"}}"#]);
+        assert_eq!(result, Err(LlmError::RateLimited { retry_after: None }));
+    }
+
+    #[test]
+    fn garbage_is_reported_as_malformed() {
+        let (out, result, _) = decode(&["{not json"]);
+        assert!(result.is_ok());
+        assert!(matches!(out.as_slice(), [Decoded::Malformed(_)]));
+    }
+}

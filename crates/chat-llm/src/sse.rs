@@ -1,0 +1,344 @@
+//! From the bytes of a Server-Sent Events body to [`StreamEvent`]s, shared by the
+//! three HTTP adapters: each adapter only supplies an [`SseDecoder`] for its JSON.
+//!
+//! The path is hardened against arbitrary input: bytes are decoded as lossy UTF-8
+//! (the SSE parser would otherwise stall on an invalid byte), a reply is capped at
+//! [`MAX_REPLY_BYTES`], malformed events are skipped up to [`MAX_MALFORMED_EVENTS`],
+//! and the first parser or transport error ends the stream.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use eventsource_stream::{EventStreamError, Eventsource};
+use futures::{Stream, StreamExt};
+
+use crate::{EventStream, LlmError, StreamEvent, Usage};
+
+/// Largest reply body accepted from a provider; also bounds the SSE parser's buffer.
+pub const MAX_REPLY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Unparseable events tolerated in one reply before it is declared broken.
+pub const MAX_MALFORMED_EVENTS: usize = 16;
+
+/// What one SSE event meant to an adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Decoded {
+    /// Reply text.
+    Delta(String),
+    /// Prompt tokens as reported by the provider (the latest report wins).
+    PromptTokens(u64),
+    /// Completion tokens as reported by the provider (the latest report wins).
+    CompletionTokens(u64),
+    /// The provider's end-of-reply marker.
+    Finished,
+    /// The event could not be understood; skipped (with a bound).
+    Malformed(String),
+}
+
+/// One wire format's interpretation of SSE events.
+pub(crate) trait SseDecoder: Send + 'static {
+    /// Interprets one event (`event` is the SSE event name, `message` when absent).
+    /// An `Err` is a provider-reported failure and ends the reply.
+    fn decode(&mut self, event: &str, data: &str, out: &mut Vec<Decoded>) -> Result<(), LlmError>;
+
+    /// True when a body ending here (without the end marker) is still a complete
+    /// reply; e.g. an OpenAI-compatible server that sent `finish_reason` but no `[DONE]`.
+    fn complete_at_eof(&self) -> bool {
+        false
+    }
+}
+
+/// Turns an SSE body into a reply stream. `prompt_chars` feeds the usage estimate
+/// when the provider reports no usage.
+pub(crate) fn decode_stream<S, E, D>(body: S, decoder: D, prompt_chars: usize) -> EventStream
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: std::error::Error + Send + 'static,
+    D: SseDecoder,
+{
+    let sse = sanitize(body).eventsource();
+    let state = Driver {
+        sse: Some(Box::pin(sse)),
+        decoder,
+        pending: VecDeque::new(),
+        scratch: Vec::new(),
+        prompt_chars,
+        completion_chars: 0,
+        prompt_tokens: None,
+        completion_tokens: None,
+        malformed: 0,
+    };
+    Box::pin(futures::stream::unfold(state, Driver::next))
+}
+
+type SseEvents = std::pin::Pin<
+    Box<dyn Stream<Item = Result<eventsource_stream::Event, EventStreamError<LlmError>>> + Send>,
+>;
+
+struct Driver<D> {
+    /// `None` once the reply ended; dropping it releases the connection.
+    sse: Option<SseEvents>,
+    decoder: D,
+    /// Items decoded but not yet handed out (one SSE event can yield several).
+    pending: VecDeque<Result<StreamEvent, LlmError>>,
+    scratch: Vec<Decoded>,
+    prompt_chars: usize,
+    completion_chars: usize,
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    malformed: usize,
+}
+
+impl<D: SseDecoder> Driver<D> {
+    async fn next(mut self) -> Option<(Result<StreamEvent, LlmError>, Self)> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some((item, self));
+            }
+            let sse = self.sse.as_mut()?;
+            match sse.next().await {
+                Some(Ok(event)) => self.on_event(&event.event, &event.data),
+                Some(Err(e)) => {
+                    let error = match e {
+                        EventStreamError::Transport(e) => e,
+                        EventStreamError::Utf8(e) => {
+                            LlmError::Protocol(format!("invalid UTF-8: {e}"))
+                        }
+                        EventStreamError::Parser(e) => {
+                            LlmError::Protocol(format!("unparseable event stream: {:?}", e.code))
+                        }
+                    };
+                    self.fail(error);
+                }
+                None if self.decoder.complete_at_eof() => self.finish(),
+                None => self.fail(LlmError::Unavailable(
+                    "the provider closed the stream before the reply was complete".to_owned(),
+                )),
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: &str, data: &str) {
+        self.scratch.clear();
+        let mut out = std::mem::take(&mut self.scratch);
+        let result = self.decoder.decode(event, data, &mut out);
+        for decoded in out.drain(..) {
+            match decoded {
+                Decoded::Delta(text) if text.is_empty() => {}
+                Decoded::Delta(text) => {
+                    self.completion_chars += text.chars().count();
+                    self.pending.push_back(Ok(StreamEvent::Delta(text)));
+                }
+                Decoded::PromptTokens(n) => self.prompt_tokens = Some(n),
+                Decoded::CompletionTokens(n) => self.completion_tokens = Some(n),
+                Decoded::Finished => {
+                    self.finish();
+                    break;
+                }
+                Decoded::Malformed(reason) => {
+                    self.malformed += 1;
+                    tracing::warn!(%reason, "skipping a malformed provider event");
+                    if self.malformed > MAX_MALFORMED_EVENTS {
+                        self.fail(LlmError::Protocol(format!(
+                            "more than {MAX_MALFORMED_EVENTS} malformed events (last: {reason})"
+                        )));
+                        break;
+                    }
+                }
+            }
+        }
+        self.scratch = out;
+        if let Err(e) = result {
+            if self.sse.is_some() {
+                self.fail(e);
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.sse.take().is_none() {
+            return;
+        }
+        let estimate = Usage::estimate(self.prompt_chars, self.completion_chars);
+        let usage = Usage {
+            prompt_tokens: self.prompt_tokens.unwrap_or(estimate.prompt_tokens),
+            completion_tokens: self.completion_tokens.unwrap_or(estimate.completion_tokens),
+            estimated: self.prompt_tokens.is_none() || self.completion_tokens.is_none(),
+        };
+        self.pending.push_back(Ok(StreamEvent::Usage(usage)));
+        self.pending.push_back(Ok(StreamEvent::Done));
+    }
+
+    fn fail(&mut self, error: LlmError) {
+        if self.sse.take().is_some() {
+            self.pending.push_back(Err(error));
+        }
+    }
+}
+
+/// Lossy UTF-8 decoding across chunk boundaries plus the [`MAX_REPLY_BYTES`] cap.
+/// The SSE parser only ever sees valid UTF-8, so an invalid byte becomes U+FFFD
+/// instead of stalling it.
+fn sanitize<S, E>(body: S) -> impl Stream<Item = Result<Bytes, LlmError>> + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: std::error::Error + Send + 'static,
+{
+    let mut carry: Vec<u8> = Vec::new();
+    let mut seen = 0usize;
+    let mut over = false;
+    body.map(move |chunk| {
+        if over {
+            return Err(LlmError::Protocol("reply too large".to_owned()));
+        }
+        let chunk = chunk.map_err(|e| {
+            LlmError::Unavailable(format!(
+                "connection to the provider lost mid-reply: {}",
+                crate::http::chain(&e)
+            ))
+        })?;
+        seen = seen.saturating_add(chunk.len());
+        if seen > MAX_REPLY_BYTES {
+            over = true;
+            return Err(LlmError::Protocol(format!(
+                "reply larger than {MAX_REPLY_BYTES} bytes"
+            )));
+        }
+        carry.extend_from_slice(&chunk);
+        Ok(Bytes::from(take_valid_utf8(&mut carry)))
+    })
+}
+
+/// Removes from `buf` everything that can be decoded now (invalid sequences replaced
+/// by U+FFFD) and leaves only an incomplete trailing sequence (at most 3 bytes).
+fn take_valid_utf8(buf: &mut Vec<u8>) -> String {
+    let mut out = String::with_capacity(buf.len());
+    let mut rest: &[u8] = buf;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                out.push_str(valid);
+                rest = &[];
+                break;
+            }
+            Err(e) => {
+                let (valid, after) = rest.split_at(e.valid_up_to());
+                out.push_str(&String::from_utf8_lossy(valid));
+                match e.error_len() {
+                    Some(len) => {
+                        out.push(char::REPLACEMENT_CHARACTER);
+                        rest = after.get(len..).unwrap_or_default();
+                    }
+                    None => {
+                        rest = after;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let keep = rest.to_vec();
+    *buf = keep;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use super::*;
+
+    /// Emits every data line as a delta and `end` as the end marker.
+    struct Echo;
+    impl SseDecoder for Echo {
+        fn decode(
+            &mut self,
+            _event: &str,
+            data: &str,
+            out: &mut Vec<Decoded>,
+        ) -> Result<(), LlmError> {
+            match data {
+                "end" => out.push(Decoded::Finished),
+                "bad" => out.push(Decoded::Malformed("bad".into())),
+                "fail" => return Err(LlmError::Unavailable("reported".into())),
+                d => out.push(Decoded::Delta(d.to_owned())),
+            }
+            Ok(())
+        }
+    }
+
+    async fn run(chunks: Vec<&[u8]>) -> Vec<Result<StreamEvent, LlmError>> {
+        let owned: Vec<_> = chunks.into_iter().map(Bytes::copy_from_slice).collect();
+        let body = futures::stream::iter(owned.into_iter().map(Ok::<_, Infallible>));
+        decode_stream(body, Echo, 8).collect().await
+    }
+
+    #[tokio::test]
+    async fn events_split_across_chunks_are_reassembled() {
+        let out = run(vec![b"data: he", b"llo\n", b"\ndata: end\n\n"]).await;
+        assert_eq!(
+            out,
+            vec![
+                Ok(StreamEvent::Delta("hello".into())),
+                Ok(StreamEvent::Usage(Usage::estimate(8, 5))),
+                Ok(StreamEvent::Done)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_multibyte_char_split_across_chunks_survives() {
+        let out = run(vec![b"data: caf\xc3", b"\xa9\n\ndata: end\n\n"]).await;
+        assert_eq!(out[0], Ok(StreamEvent::Delta("café".into())));
+    }
+
+    #[tokio::test]
+    async fn an_invalid_byte_becomes_a_replacement_char_instead_of_stalling() {
+        let out = run(vec![b"data: a\xffb\n\n", b"data: end\n\n"]).await;
+        assert_eq!(out[0], Ok(StreamEvent::Delta("a\u{fffd}b".into())));
+        assert_eq!(out.last(), Some(&Ok(StreamEvent::Done)));
+    }
+
+    #[tokio::test]
+    async fn eof_without_end_marker_is_an_error() {
+        let out = run(vec![b"data: partial\n\n"]).await;
+        assert_eq!(out.len(), 2);
+        assert!(matches!(out[1], Err(LlmError::Unavailable(_))));
+    }
+
+    #[tokio::test]
+    async fn a_reported_error_ends_the_stream_after_earlier_deltas() {
+        let out = run(vec![b"data: x\n\ndata: fail\n\ndata: y\n\n"]).await;
+        assert_eq!(
+            out,
+            vec![
+                Ok(StreamEvent::Delta("x".into())),
+                Err(LlmError::Unavailable("reported".into()))
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_few_malformed_events_are_skipped_but_many_fail() {
+        let out = run(vec![b"data: bad\n\ndata: ok\n\ndata: end\n\n"]).await;
+        assert_eq!(out[0], Ok(StreamEvent::Delta("ok".into())));
+        let many = "data: bad\n\n".repeat(MAX_MALFORMED_EVENTS + 1);
+        let out = run(vec![many.as_bytes(), b"data: end\n\n"]).await;
+        assert!(matches!(out.as_slice(), [Err(LlmError::Protocol(_))]));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_and_end_once(chunks in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..64), 0..16)) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let out: Vec<_> = rt.block_on(async {
+                let body = futures::stream::iter(chunks.into_iter().map(|c| Ok::<_, Infallible>(Bytes::from(c))));
+                decode_stream(body, Echo, 0).collect::<Vec<_>>().await
+            });
+            // Exactly one terminal item, and it is the last one.
+            let terminals = out.iter().filter(|i| matches!(i, Ok(StreamEvent::Done) | Err(_))).count();
+            proptest::prop_assert_eq!(terminals, 1);
+            proptest::prop_assert!(matches!(out.last(), Some(Ok(StreamEvent::Done) | Err(_))));
+        }
+    }
+}
