@@ -87,7 +87,10 @@ fn locate() -> Option<SecantusBinary> {
         if let Some(path) = find_in_path(name) {
             return Some(SecantusBinary { path, flavor });
         }
-        if let Some(path) = cargo_bin_dir().map(|d| d.join(name)).filter(|p| p.is_file()) {
+        if let Some(path) = cargo_bin_dir()
+            .map(|d| d.join(name))
+            .filter(|p| p.is_file())
+        {
             return Some(SecantusBinary { path, flavor });
         }
     }
@@ -198,7 +201,9 @@ impl TestMongo {
     /// Installs the server if needed and starts it on a free loopback port.
     pub fn start() -> Result<Self, TestMongoError> {
         let binary = ensure_binary()?;
-        let dir = tempfile::Builder::new().prefix("chatbox-mongo-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("chatbox-mongo-")
+            .tempdir()?;
         let mut server = Self {
             binary,
             child: None,
@@ -290,9 +295,7 @@ impl TestMongo {
             .stdout(log)
             .stderr(log_err)
             .spawn()
-            .map_err(|e| {
-                TestMongoError::Start(format!("{}: {e}", self.binary.path.display()))
-            })?;
+            .map_err(|e| TestMongoError::Start(format!("{}: {e}", self.binary.path.display())))?;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(found) = read_port(&log_path)? {

@@ -1,0 +1,614 @@
+//! `EmbeddedStore`: a single-node, file-backed, crash-safe store (redb) implementing
+//! the same [`SessionStore`] contract as MongoDB. It is the development default, so
+//! history survives restarts with nothing to install.
+//!
+//! Layout: one row per session (summary fields, message count), one row per message
+//! keyed by `(session id, index)` so an append writes one small row instead of
+//! rewriting the conversation, and two unique maps (user → active session, share
+//! token → session). Every operation is one ACID redb transaction, committed durably
+//! before it returns. Name and content use the same [`Encryptor`] as MongoDB.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat_session::model::{Sender, SessionSnapshot, StoredMessage};
+use chrono::{DateTime, Utc};
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::encryption::Encryptor;
+use crate::error::StoreError;
+use crate::query::{self, MetricsAccumulator};
+use crate::store::{AdminQuery, Page, SessionStore, SessionSummary, StoreHealth, StoreMetrics};
+
+const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
+const ACTIVE_BY_USER: TableDefinition<&str, &str> = TableDefinition::new("active_by_user");
+const SHARE_TOKENS: TableDefinition<&str, &str> = TableDefinition::new("share_tokens");
+
+/// The stored session row (name encrypted when a key is set).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SessionRow {
+    id: String,
+    user_id: String,
+    name: String,
+    model_id: String,
+    start_time: DateTime<Utc>,
+    end_time: Option<DateTime<Utc>>,
+    last_activity: DateTime<Utc>,
+    admin_assisted: bool,
+    assisting_admin_id: Option<String>,
+    assisting_admin_name: Option<String>,
+    help_requested: bool,
+    total_tokens: u64,
+    max_response_time_ms: u64,
+    avg_response_time_ms: u64,
+    response_count: u64,
+    share_token: Option<String>,
+    message_count: u64,
+}
+
+/// The stored message row (content encrypted when a key is set).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MessageRow {
+    content: String,
+    timestamp: DateTime<Utc>,
+    sender: Sender,
+    file_id: Option<String>,
+    file_url: Option<String>,
+    metadata: BTreeMap<String, String>,
+}
+
+/// Millisecond precision, like BSON dates, so both backends return the same times.
+fn ms(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+fn db_err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Unavailable(format!("embedded store: {}", e.into()))
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Rejected(format!("cannot encode row: {e}")))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("embedded row: {e}")))
+}
+
+/// Sessions in a local redb file.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    enc: Encryptor,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("enc", &self.enc)
+            .finish()
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store file, creating parent directories.
+    pub fn open(path: &Path, enc: Encryptor) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Open(format!("{}: {e}", parent.display())))?;
+        }
+        let db = Database::create(path)
+            .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
+        let txn = db.begin_write().map_err(db_err)?;
+        txn.open_table(SESSIONS).map_err(db_err)?;
+        txn.open_table(MESSAGES).map_err(db_err)?;
+        txn.open_table(ACTIVE_BY_USER).map_err(db_err)?;
+        txn.open_table(SHARE_TOKENS).map_err(db_err)?;
+        txn.commit().map_err(db_err)?;
+        Ok(Self {
+            db: Arc::new(db),
+            enc,
+        })
+    }
+
+    /// Runs `f` in one write transaction on the blocking pool; commits when it
+    /// returns `Ok`, rolls back otherwise.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&redb::WriteTransaction, &Encryptor) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (db, enc) = (self.db.clone(), self.enc.clone());
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_write().map_err(db_err)?;
+            let value = f(&txn, &enc)?;
+            txn.commit().map_err(db_err)?;
+            Ok(value)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("embedded store task: {e}")))?
+    }
+
+    /// Runs `f` in one read transaction on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&redb::ReadTransaction, &Encryptor) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (db, enc) = (self.db.clone(), self.enc.clone());
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(db_err)?;
+            f(&txn, &enc)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("embedded store task: {e}")))?
+    }
+
+    /// Read-modify-write of one session row.
+    async fn modify<T, F>(&self, id: &str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut SessionRow, &Encryptor) -> Result<T, StoreError> + Send + 'static,
+    {
+        let id = id.to_owned();
+        self.write(move |txn, enc| {
+            let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
+            let mut row: SessionRow = match sessions.get(id.as_str()).map_err(db_err)? {
+                Some(bytes) => decode(bytes.value())?,
+                None => return Err(StoreError::NotFound(id)),
+            };
+            let value = f(&mut row, enc)?;
+            sessions
+                .insert(id.as_str(), encode(&row)?.as_slice())
+                .map_err(db_err)?;
+            Ok(value)
+        })
+        .await
+    }
+}
+
+fn summary(row: SessionRow, enc: &Encryptor) -> Result<SessionSummary, StoreError> {
+    Ok(SessionSummary {
+        name: enc.decrypt(&row.name)?,
+        id: row.id,
+        user_id: row.user_id,
+        model_id: row.model_id,
+        start_time: row.start_time,
+        end_time: row.end_time,
+        last_activity: row.last_activity,
+        admin_assisted: row.admin_assisted,
+        assisting_admin_id: row.assisting_admin_id,
+        assisting_admin_name: row.assisting_admin_name,
+        help_requested: row.help_requested,
+        total_tokens: row.total_tokens,
+        max_response_time_ms: row.max_response_time_ms,
+        avg_response_time_ms: row.avg_response_time_ms,
+        response_count: row.response_count,
+        share_token: row.share_token,
+        message_count: row.message_count,
+    })
+}
+
+fn message_row(m: &StoredMessage, enc: &Encryptor) -> Result<MessageRow, StoreError> {
+    Ok(MessageRow {
+        content: enc.encrypt(&m.content)?,
+        timestamp: ms(m.timestamp),
+        sender: m.sender,
+        file_id: m.file_id.clone(),
+        file_url: m.file_url.clone(),
+        metadata: m.metadata.clone(),
+    })
+}
+
+fn load_session(
+    sessions: &impl ReadableTable<&'static str, &'static [u8]>,
+    messages: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    id: &str,
+    enc: &Encryptor,
+) -> Result<Option<SessionSnapshot>, StoreError> {
+    let Some(bytes) = sessions.get(id).map_err(db_err)? else {
+        return Ok(None);
+    };
+    let row: SessionRow = decode(bytes.value())?;
+    let mut list = Vec::with_capacity(usize::try_from(row.message_count).unwrap_or(0));
+    for entry in messages
+        .range((id, 0)..(id, row.message_count))
+        .map_err(db_err)?
+    {
+        let (_, value) = entry.map_err(db_err)?;
+        let m: MessageRow = decode(value.value())?;
+        list.push(StoredMessage {
+            content: enc.decrypt(&m.content)?,
+            timestamp: m.timestamp,
+            sender: m.sender,
+            file_id: m.file_id,
+            file_url: m.file_url,
+            metadata: m.metadata,
+        });
+    }
+    let s = summary(row, enc)?;
+    Ok(Some(SessionSnapshot {
+        id: s.id,
+        user_id: s.user_id,
+        name: s.name,
+        model_id: s.model_id,
+        messages: list,
+        start_time: s.start_time,
+        end_time: s.end_time,
+        last_activity: s.last_activity,
+        admin_assisted: s.admin_assisted,
+        assisting_admin_id: s.assisting_admin_id,
+        assisting_admin_name: s.assisting_admin_name,
+        help_requested: s.help_requested,
+        total_tokens: s.total_tokens,
+        max_response_time_ms: s.max_response_time_ms,
+        avg_response_time_ms: s.avg_response_time_ms,
+        response_count: s.response_count,
+        share_token: s.share_token,
+    }))
+}
+
+/// Every summary (admin queries scan; the embedded store serves one node's worth of
+/// sessions, and rows hold no messages).
+fn all_summaries(
+    txn: &redb::ReadTransaction,
+    enc: &Encryptor,
+) -> Result<Vec<SessionSummary>, StoreError> {
+    let sessions = txn.open_table(SESSIONS).map_err(db_err)?;
+    let mut out = Vec::new();
+    for entry in sessions.iter().map_err(db_err)? {
+        let (_, value) = entry.map_err(db_err)?;
+        out.push(summary(decode(value.value())?, enc)?);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl SessionStore for EmbeddedStore {
+    async fn create_session(&self, session: &SessionSnapshot) -> Result<(), StoreError> {
+        let s = session.clone();
+        self.write(move |txn, enc| {
+            let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
+            if sessions.get(s.id.as_str()).map_err(db_err)?.is_some() {
+                return Err(StoreError::DuplicateId(s.id));
+            }
+            let mut active = txn.open_table(ACTIVE_BY_USER).map_err(db_err)?;
+            if s.is_active() {
+                if let Some(existing) = active.get(s.user_id.as_str()).map_err(db_err)? {
+                    return Err(StoreError::ActiveSessionExists {
+                        existing_id: existing.value().to_owned(),
+                    });
+                }
+                active
+                    .insert(s.user_id.as_str(), s.id.as_str())
+                    .map_err(db_err)?;
+            }
+            if let Some(token) = &s.share_token {
+                let mut shares = txn.open_table(SHARE_TOKENS).map_err(db_err)?;
+                if shares.get(token.as_str()).map_err(db_err)?.is_some() {
+                    return Err(StoreError::DuplicateKey("share token in use".to_owned()));
+                }
+                shares
+                    .insert(token.as_str(), s.id.as_str())
+                    .map_err(db_err)?;
+            }
+            let mut messages = txn.open_table(MESSAGES).map_err(db_err)?;
+            for (i, m) in s.messages.iter().enumerate() {
+                messages
+                    .insert(
+                        (s.id.as_str(), i as u64),
+                        encode(&message_row(m, enc)?)?.as_slice(),
+                    )
+                    .map_err(db_err)?;
+            }
+            let row = SessionRow {
+                id: s.id.clone(),
+                user_id: s.user_id.clone(),
+                name: enc.encrypt(&s.name)?,
+                model_id: s.model_id.clone(),
+                start_time: ms(s.start_time),
+                end_time: s.end_time.map(ms),
+                last_activity: ms(s.last_activity),
+                admin_assisted: s.admin_assisted,
+                assisting_admin_id: s.assisting_admin_id.clone(),
+                assisting_admin_name: s.assisting_admin_name.clone(),
+                help_requested: s.help_requested,
+                total_tokens: s.total_tokens,
+                max_response_time_ms: s.max_response_time_ms,
+                avg_response_time_ms: s.avg_response_time_ms,
+                response_count: s.response_count,
+                share_token: s.share_token.clone(),
+                message_count: s.messages.len() as u64,
+            };
+            sessions
+                .insert(s.id.as_str(), encode(&row)?.as_slice())
+                .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn append_message(&self, id: &str, message: &StoredMessage) -> Result<(), StoreError> {
+        let (id, message) = (id.to_owned(), message.clone());
+        self.write(move |txn, enc| {
+            let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
+            let mut row: SessionRow = match sessions.get(id.as_str()).map_err(db_err)? {
+                Some(bytes) => decode(bytes.value())?,
+                None => return Err(StoreError::NotFound(id)),
+            };
+            let mut messages = txn.open_table(MESSAGES).map_err(db_err)?;
+            messages
+                .insert(
+                    (id.as_str(), row.message_count),
+                    encode(&message_row(&message, enc)?)?.as_slice(),
+                )
+                .map_err(db_err)?;
+            row.message_count += 1;
+            row.last_activity = row.last_activity.max(ms(message.timestamp));
+            sessions
+                .insert(id.as_str(), encode(&row)?.as_slice())
+                .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_name(&self, id: &str, name: &str) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.modify(id, move |row, enc| {
+            row.name = enc.encrypt(&name)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_model(&self, id: &str, model_id: &str) -> Result<(), StoreError> {
+        let model_id = model_id.to_owned();
+        self.modify(id, move |row, _| {
+            row.model_id = model_id;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_stats(
+        &self,
+        id: &str,
+        total_tokens: u64,
+        max_response_time_ms: u64,
+        avg_response_time_ms: u64,
+        response_count: u64,
+    ) -> Result<(), StoreError> {
+        self.modify(id, move |row, _| {
+            row.total_tokens = total_tokens;
+            row.max_response_time_ms = max_response_time_ms;
+            row.avg_response_time_ms = avg_response_time_ms;
+            row.response_count = response_count;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_assistance<'a>(
+        &self,
+        id: &str,
+        admin_id: Option<&'a str>,
+        admin_name: Option<&'a str>,
+    ) -> Result<(), StoreError> {
+        let admin_id = admin_id.map(str::to_owned);
+        let admin_name = admin_name.filter(|_| admin_id.is_some()).map(str::to_owned);
+        self.modify(id, move |row, _| {
+            row.admin_assisted = admin_id.is_some();
+            row.assisting_admin_id = admin_id;
+            row.assisting_admin_name = admin_name;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_help_requested(&self, id: &str, requested: bool) -> Result<(), StoreError> {
+        self.modify(id, move |row, _| {
+            row.help_requested = requested;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn end_session(
+        &self,
+        id: &str,
+        end_time: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        let id = id.to_owned();
+        self.write(move |txn, _| {
+            let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
+            let mut row: SessionRow = match sessions.get(id.as_str()).map_err(db_err)? {
+                Some(bytes) => decode(bytes.value())?,
+                None => return Err(StoreError::NotFound(id)),
+            };
+            if let Some(ended) = row.end_time {
+                return Ok(ended);
+            }
+            let end = ms(end_time);
+            row.end_time = Some(end);
+            row.last_activity = row.last_activity.max(end);
+            sessions
+                .insert(id.as_str(), encode(&row)?.as_slice())
+                .map_err(db_err)?;
+            let mut active = txn.open_table(ACTIVE_BY_USER).map_err(db_err)?;
+            let owns_slot = active
+                .get(row.user_id.as_str())
+                .map_err(db_err)?
+                .is_some_and(|v| v.value() == id);
+            if owns_slot {
+                active.remove(row.user_id.as_str()).map_err(db_err)?;
+            }
+            Ok(end)
+        })
+        .await
+    }
+
+    async fn get_session(&self, id: &str) -> Result<Option<SessionSnapshot>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |txn, enc| {
+            let sessions = txn.open_table(SESSIONS).map_err(db_err)?;
+            let messages = txn.open_table(MESSAGES).map_err(db_err)?;
+            load_session(&sessions, &messages, &id, enc)
+        })
+        .await
+    }
+
+    async fn get_by_share_token(&self, token: &str) -> Result<Option<SessionSnapshot>, StoreError> {
+        let token = token.to_owned();
+        self.read(move |txn, enc| {
+            let shares = txn.open_table(SHARE_TOKENS).map_err(db_err)?;
+            let Some(id) = shares
+                .get(token.as_str())
+                .map_err(db_err)?
+                .map(|v| v.value().to_owned())
+            else {
+                return Ok(None);
+            };
+            let sessions = txn.open_table(SESSIONS).map_err(db_err)?;
+            let messages = txn.open_table(MESSAGES).map_err(db_err)?;
+            load_session(&sessions, &messages, &id, enc)
+        })
+        .await
+    }
+
+    async fn set_share_token(&self, id: &str, token: &str) -> Result<String, StoreError> {
+        let (id, token) = (id.to_owned(), token.to_owned());
+        self.write(move |txn, _| {
+            let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
+            let mut row: SessionRow = match sessions.get(id.as_str()).map_err(db_err)? {
+                Some(bytes) => decode(bytes.value())?,
+                None => return Err(StoreError::NotFound(id)),
+            };
+            if let Some(existing) = row.share_token {
+                return Ok(existing);
+            }
+            let mut shares = txn.open_table(SHARE_TOKENS).map_err(db_err)?;
+            if shares.get(token.as_str()).map_err(db_err)?.is_some() {
+                return Err(StoreError::DuplicateKey("share token in use".to_owned()));
+            }
+            shares.insert(token.as_str(), id.as_str()).map_err(db_err)?;
+            row.share_token = Some(token.clone());
+            sessions
+                .insert(id.as_str(), encode(&row)?.as_slice())
+                .map_err(db_err)?;
+            Ok(token)
+        })
+        .await
+    }
+
+    async fn revoke_share_token(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.write(move |txn, _| {
+            let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
+            let mut row: SessionRow = match sessions.get(id.as_str()).map_err(db_err)? {
+                Some(bytes) => decode(bytes.value())?,
+                None => return Err(StoreError::NotFound(id)),
+            };
+            if let Some(token) = row.share_token.take() {
+                txn.open_table(SHARE_TOKENS)
+                    .map_err(db_err)?
+                    .remove(token.as_str())
+                    .map_err(db_err)?;
+                sessions
+                    .insert(id.as_str(), encode(&row)?.as_slice())
+                    .map_err(db_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_user_sessions(
+        &self,
+        user_id: &str,
+        limit: u32,
+    ) -> Result<(Vec<SessionSummary>, bool), StoreError> {
+        let query = AdminQuery {
+            user_id: Some(user_id.to_owned()),
+            limit,
+            ..AdminQuery::default()
+        };
+        let page = self.admin_list(&query).await?;
+        let truncated = page.total > u64::from(limit);
+        Ok((page.items, truncated))
+    }
+
+    async fn admin_list(&self, q: &AdminQuery) -> Result<Page, StoreError> {
+        let q = q.clone();
+        self.read(move |txn, enc| {
+            let mut rows: Vec<SessionSummary> = all_summaries(txn, enc)?
+                .into_iter()
+                .filter(|s| query::matches(s, &q))
+                .collect();
+            rows.sort_by(|a, b| query::compare(a, b, q.sort_by, q.sort_order));
+            let total = rows.len() as u64;
+            let items = rows
+                .into_iter()
+                .skip(usize::try_from(q.offset).unwrap_or(usize::MAX))
+                .take(q.limit as usize)
+                .collect();
+            Ok(Page { items, total })
+        })
+        .await
+    }
+
+    async fn metrics(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<StoreMetrics, StoreError> {
+        self.read(move |txn, enc| {
+            let mut acc = MetricsAccumulator::default();
+            for s in all_summaries(txn, enc)? {
+                acc.add_summary(&s, from, to);
+            }
+            Ok(acc.finish())
+        })
+        .await
+    }
+
+    async fn load_active(&self) -> Result<Vec<SessionSnapshot>, StoreError> {
+        self.read(move |txn, enc| {
+            let active = txn.open_table(ACTIVE_BY_USER).map_err(db_err)?;
+            let sessions = txn.open_table(SESSIONS).map_err(db_err)?;
+            let messages = txn.open_table(MESSAGES).map_err(db_err)?;
+            let mut out = Vec::new();
+            for entry in active.iter().map_err(db_err)? {
+                let (_, id) = entry.map_err(db_err)?;
+                if let Some(s) = load_session(&sessions, &messages, id.value(), enc)? {
+                    out.push(s);
+                }
+            }
+            out.sort_by(|a, b| {
+                a.start_time
+                    .cmp(&b.start_time)
+                    .then_with(|| a.id.cmp(&b.id))
+            });
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|txn, _| txn.open_table(SESSIONS).map(|_| ()).map_err(db_err))
+            .await
+    }
+
+    fn health(&self) -> StoreHealth {
+        StoreHealth::default()
+    }
+
+    async fn shutdown(&self, _deadline: Duration) -> Result<usize, StoreError> {
+        // Every write is committed durably before it returns: nothing is pending.
+        Ok(0)
+    }
+}

@@ -1,0 +1,38 @@
+//! Picking and opening the configured backend.
+
+use std::sync::Arc;
+
+use chat_config::{Config, StorageBackend};
+
+use crate::embedded::EmbeddedStore;
+use crate::encryption::Encryptor;
+use crate::error::StoreError;
+use crate::mongo::{MongoOptions, MongoStore};
+use crate::retry::RetryPolicy;
+use crate::store::SessionStore;
+use crate::write_behind::WriteBehindStore;
+
+/// Opens the store the configuration selects: the embedded file store, or MongoDB
+/// behind the write-behind queue (so chatting continues through database outages).
+/// Encryption at rest is on whenever a key is configured, for both backends.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn SessionStore>, StoreError> {
+    let enc = Encryptor::from_config(config)?;
+    let storage = &config.storage;
+    match storage.backend {
+        StorageBackend::Embedded => Ok(Arc::new(EmbeddedStore::open(&storage.embedded_path, enc)?)),
+        StorageBackend::Mongodb => {
+            let options = MongoOptions::from_settings(&storage.mongodb).ok_or_else(|| {
+                StoreError::Open("storage.mongodb.uri (MONGO_URI) is not set".to_owned())
+            })?;
+            let timeout = storage.mongodb.operation_timeout;
+            let retry = RetryPolicy::from_settings(&storage.retry, timeout);
+            let mongo = MongoStore::connect(options, enc, retry.clone()).await?;
+            Ok(Arc::new(WriteBehindStore::start(
+                Arc::new(mongo),
+                storage.write_queue_capacity,
+                retry,
+                timeout,
+            )))
+        }
+    }
+}

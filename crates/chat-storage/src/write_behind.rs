@@ -1,0 +1,512 @@
+//! The write-behind queue: takes database writes off the chat hot path.
+//!
+//! [`WriteBehindStore`] wraps another [`SessionStore`]. Writes are acknowledged as soon
+//! as they are queued; worker tasks apply them in order **per session** (sessions are
+//! independent of each other). A write that fails transiently is retried with
+//! backoff for as long as it takes — the database may be down for minutes — and the
+//! session's later writes wait behind it, so order is kept and nothing acknowledged
+//! is dropped. The queue is bounded (`write_queue_capacity` writes in total): when it
+//! is full, new writes are refused with [`StoreError::QueueFull`] so the caller can
+//! tell the user instead of losing data. A write that fails permanently (e.g. the
+//! session no longer exists) cannot succeed by waiting; it is logged, counted in
+//! [`StoreHealth::last_error`] and skipped so the session's queue moves on.
+//!
+//! Reads of one session first wait (bounded) until its queued writes are applied, so
+//! a reader sees its own writes. Workers are owned (TaskTracker + CancellationToken);
+//! [`SessionStore::shutdown`] drains the queue within a deadline.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat_session::model::{SessionSnapshot, StoredMessage};
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::error::StoreError;
+use crate::retry::RetryPolicy;
+use crate::store::{AdminQuery, Page, SessionStore, SessionSummary, StoreHealth, StoreMetrics};
+
+/// Worker tasks applying queued writes (sessions are spread over them).
+const WORKERS: usize = 4;
+
+/// One queued write of one session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOp {
+    /// Store a new session (queued only when the database was unreachable).
+    Create(Box<SessionSnapshot>),
+    /// Append a message.
+    Append(Box<StoredMessage>),
+    /// Set the name.
+    Name(String),
+    /// Set the model.
+    Model(String),
+    /// Set the usage statistics.
+    Stats {
+        /// Total tokens.
+        total_tokens: u64,
+        /// Slowest reply (ms).
+        max_response_time_ms: u64,
+        /// Mean reply (ms).
+        avg_response_time_ms: u64,
+        /// Replies in the mean.
+        response_count: u64,
+    },
+    /// Set the assisting admin.
+    Assistance {
+        /// Admin user id, `None` = no admin.
+        admin_id: Option<String>,
+        /// Admin display name.
+        admin_name: Option<String>,
+    },
+    /// Set the help flag.
+    Help(bool),
+    /// End the session.
+    End(DateTime<Utc>),
+}
+
+impl WriteOp {
+    async fn apply(&self, store: &dyn SessionStore, id: &str) -> Result<(), StoreError> {
+        match self {
+            WriteOp::Create(s) => store.create_session(s).await,
+            WriteOp::Append(m) => store.append_message(id, m).await,
+            WriteOp::Name(n) => store.update_name(id, n).await,
+            WriteOp::Model(m) => store.update_model(id, m).await,
+            WriteOp::Stats {
+                total_tokens,
+                max_response_time_ms,
+                avg_response_time_ms,
+                response_count,
+            } => {
+                store
+                    .update_stats(
+                        id,
+                        *total_tokens,
+                        *max_response_time_ms,
+                        *avg_response_time_ms,
+                        *response_count,
+                    )
+                    .await
+            }
+            WriteOp::Assistance {
+                admin_id,
+                admin_name,
+            } => {
+                store
+                    .update_assistance(id, admin_id.as_deref(), admin_name.as_deref())
+                    .await
+            }
+            WriteOp::Help(h) => store.set_help_requested(id, *h).await,
+            WriteOp::End(t) => store.end_session(id, *t).await.map(|_| ()),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct SessionQueue {
+    ops: VecDeque<WriteOp>,
+    /// A worker is applying this session's front write.
+    busy: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Only sessions with pending writes; at most `pending` entries.
+    queues: HashMap<String, SessionQueue>,
+    /// Sessions with pending writes that no worker holds; each id at most once.
+    ready: VecDeque<String>,
+    pending: usize,
+    closed: bool,
+    degraded: bool,
+    last_error: Option<String>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes a worker when a session becomes ready.
+    work: Notify,
+    /// Wakes readers and the drain when a write completes.
+    progress: Notify,
+    capacity: usize,
+    backoff: RetryPolicy,
+}
+
+/// A [`SessionStore`] whose writes are queued and applied in the background, in order
+/// per session, surviving database outages (see the module docs).
+pub struct WriteBehindStore {
+    inner: Arc<dyn SessionStore>,
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+    read_wait: Duration,
+}
+
+impl std::fmt::Debug for WriteBehindStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBehindStore")
+            .field("capacity", &self.shared.capacity)
+            .field("pending", &self.pending())
+            .finish()
+    }
+}
+
+impl WriteBehindStore {
+    /// Starts the workers. `capacity` bounds the queued writes; `backoff` paces the
+    /// re-attempts of a write while the database stays unavailable (its
+    /// `max_attempts` is ignored: queued writes are never given up on transient
+    /// errors); `read_wait` bounds how long a read waits for its session's writes.
+    pub fn start(
+        inner: Arc<dyn SessionStore>,
+        capacity: usize,
+        backoff: RetryPolicy,
+        read_wait: Duration,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            work: Notify::new(),
+            progress: Notify::new(),
+            capacity: capacity.max(1),
+            backoff,
+        });
+        let tracker = TaskTracker::new();
+        let cancel = CancellationToken::new();
+        for _ in 0..WORKERS {
+            tracker.spawn(worker(inner.clone(), shared.clone(), cancel.clone()));
+        }
+        Self {
+            inner,
+            shared,
+            tracker,
+            cancel,
+            read_wait,
+        }
+    }
+
+    /// Queues one write for session `id` without waiting for the database.
+    /// Fails with [`StoreError::QueueFull`] when `capacity` writes are pending and
+    /// with [`StoreError::ShuttingDown`] after shutdown began.
+    pub fn enqueue(&self, id: &str, op: WriteOp) -> Result<(), StoreError> {
+        let mut state = self.shared.state.lock();
+        if state.closed {
+            return Err(StoreError::ShuttingDown);
+        }
+        if state.pending >= self.shared.capacity {
+            return Err(StoreError::QueueFull {
+                capacity: self.shared.capacity,
+            });
+        }
+        state.pending += 1;
+        let queue = state.queues.entry(id.to_owned()).or_default();
+        queue.ops.push_back(op);
+        if queue.ops.len() == 1 && !queue.busy {
+            state.ready.push_back(id.to_owned());
+            drop(state);
+            self.shared.work.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Writes accepted but not yet applied.
+    pub fn pending(&self) -> usize {
+        self.shared.state.lock().pending
+    }
+
+    /// True while writes are failing transiently (the database is unreachable).
+    pub fn is_degraded(&self) -> bool {
+        self.shared.state.lock().degraded
+    }
+
+    /// The most recent failure since the last successful write.
+    pub fn last_error(&self) -> Option<String> {
+        self.shared.state.lock().last_error.clone()
+    }
+
+    /// Waits until session `id` has no queued writes, at most `timeout`. Returns
+    /// whether it is flushed.
+    pub async fn flush_session(&self, id: &str, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let progressed = self.shared.progress.notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
+            if !self.shared.state.lock().queues.contains_key(id) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, progressed).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// Waits until every queued write is applied, at most `timeout`; returns the
+    /// number still pending.
+    pub async fn flush(&self, timeout: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let progressed = self.shared.progress.notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
+            let pending = self.pending();
+            if pending == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, progressed).await.is_err() {
+                return self.pending();
+            }
+        }
+    }
+
+    async fn read_through(&self, id: &str) {
+        if !self.flush_session(id, self.read_wait).await {
+            tracing::debug!(session_id = %id, "reading a session whose writes are still queued");
+        }
+    }
+}
+
+async fn worker(inner: Arc<dyn SessionStore>, shared: Arc<Shared>, cancel: CancellationToken) {
+    loop {
+        let next = {
+            let woken = shared.work.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let taken = {
+                let mut state = shared.state.lock();
+                let taken = state.ready.pop_front();
+                if let Some(id) = &taken {
+                    let front = state.queues.get_mut(id).and_then(|q| {
+                        q.busy = true;
+                        q.ops.front().cloned()
+                    });
+                    if !state.ready.is_empty() {
+                        // More sessions wait: make sure another worker wakes up.
+                        shared.work.notify_one();
+                    }
+                    front.map(|op| (id.clone(), op))
+                } else {
+                    None
+                }
+            };
+            match taken {
+                Some(next) => next,
+                None => {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = &mut woken => continue,
+                    }
+                }
+            }
+        };
+        let (id, op) = next;
+        let mut failures = 0u32;
+        loop {
+            match op.apply(inner.as_ref(), &id).await {
+                Ok(()) => {
+                    let mut state = shared.state.lock();
+                    state.degraded = false;
+                    state.last_error = None;
+                    break;
+                }
+                Err(error) if error.is_transient() => {
+                    failures = failures.saturating_add(1);
+                    {
+                        let mut state = shared.state.lock();
+                        state.degraded = true;
+                        state.last_error = Some(error.to_string());
+                    }
+                    let delay = shared.backoff.backoff(failures);
+                    tracing::warn!(session_id = %id, %error, ?delay, "storage unavailable; write stays queued");
+                    tokio::select! {
+                        // Shutdown past its deadline: the write stays counted as pending.
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(session_id = %id, %error, "storage refused a queued write; skipping it");
+                    shared.state.lock().last_error = Some(error.to_string());
+                    break;
+                }
+            }
+        }
+        {
+            let mut state = shared.state.lock();
+            state.pending = state.pending.saturating_sub(1);
+            let now_empty = match state.queues.get_mut(&id) {
+                Some(queue) => {
+                    queue.ops.pop_front();
+                    queue.busy = false;
+                    queue.ops.is_empty()
+                }
+                None => true,
+            };
+            if now_empty {
+                state.queues.remove(&id);
+            } else {
+                // Back of the line: one busy session cannot starve the others.
+                state.ready.push_back(id);
+                shared.work.notify_one();
+            }
+        }
+        shared.progress.notify_waiters();
+    }
+}
+
+#[async_trait]
+impl SessionStore for WriteBehindStore {
+    /// Tried synchronously so the one-active-session rule is answered now; only when
+    /// the database is unavailable is the creation queued (and acknowledged).
+    async fn create_session(&self, session: &SessionSnapshot) -> Result<(), StoreError> {
+        if !self.is_degraded() {
+            match self.inner.create_session(session).await {
+                Err(error) if error.is_transient() => {
+                    tracing::warn!(session_id = %session.id, %error, "database unavailable; queueing the new session");
+                }
+                other => return other,
+            }
+        }
+        self.enqueue(&session.id, WriteOp::Create(Box::new(session.clone())))
+    }
+
+    async fn append_message(&self, id: &str, message: &StoredMessage) -> Result<(), StoreError> {
+        self.enqueue(id, WriteOp::Append(Box::new(message.clone())))
+    }
+
+    async fn update_name(&self, id: &str, name: &str) -> Result<(), StoreError> {
+        self.enqueue(id, WriteOp::Name(name.to_owned()))
+    }
+
+    async fn update_model(&self, id: &str, model_id: &str) -> Result<(), StoreError> {
+        self.enqueue(id, WriteOp::Model(model_id.to_owned()))
+    }
+
+    async fn update_stats(
+        &self,
+        id: &str,
+        total_tokens: u64,
+        max_response_time_ms: u64,
+        avg_response_time_ms: u64,
+        response_count: u64,
+    ) -> Result<(), StoreError> {
+        self.enqueue(
+            id,
+            WriteOp::Stats {
+                total_tokens,
+                max_response_time_ms,
+                avg_response_time_ms,
+                response_count,
+            },
+        )
+    }
+
+    async fn update_assistance<'a>(
+        &self,
+        id: &str,
+        admin_id: Option<&'a str>,
+        admin_name: Option<&'a str>,
+    ) -> Result<(), StoreError> {
+        self.enqueue(
+            id,
+            WriteOp::Assistance {
+                admin_id: admin_id.map(str::to_owned),
+                admin_name: admin_name.map(str::to_owned),
+            },
+        )
+    }
+
+    async fn set_help_requested(&self, id: &str, requested: bool) -> Result<(), StoreError> {
+        self.enqueue(id, WriteOp::Help(requested))
+    }
+
+    /// Queued like every write; returns `end_time` (the in-memory session, which
+    /// calls this once, is authoritative for the first end time; the store keeps
+    /// the first one too).
+    async fn end_session(
+        &self,
+        id: &str,
+        end_time: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        self.enqueue(id, WriteOp::End(end_time))?;
+        Ok(end_time)
+    }
+
+    async fn get_session(&self, id: &str) -> Result<Option<SessionSnapshot>, StoreError> {
+        self.read_through(id).await;
+        self.inner.get_session(id).await
+    }
+
+    async fn get_by_share_token(&self, token: &str) -> Result<Option<SessionSnapshot>, StoreError> {
+        self.inner.get_by_share_token(token).await
+    }
+
+    async fn set_share_token(&self, id: &str, token: &str) -> Result<String, StoreError> {
+        self.read_through(id).await;
+        self.inner.set_share_token(id, token).await
+    }
+
+    async fn revoke_share_token(&self, id: &str) -> Result<(), StoreError> {
+        self.read_through(id).await;
+        self.inner.revoke_share_token(id).await
+    }
+
+    async fn list_user_sessions(
+        &self,
+        user_id: &str,
+        limit: u32,
+    ) -> Result<(Vec<SessionSummary>, bool), StoreError> {
+        self.inner.list_user_sessions(user_id, limit).await
+    }
+
+    async fn admin_list(&self, query: &AdminQuery) -> Result<Page, StoreError> {
+        self.inner.admin_list(query).await
+    }
+
+    async fn metrics(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<StoreMetrics, StoreError> {
+        self.inner.metrics(from, to).await
+    }
+
+    async fn load_active(&self) -> Result<Vec<SessionSnapshot>, StoreError> {
+        self.inner.load_active().await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+
+    fn health(&self) -> StoreHealth {
+        let state = self.shared.state.lock();
+        StoreHealth {
+            pending_writes: state.pending,
+            queue_capacity: self.shared.capacity,
+            degraded: state.degraded,
+            last_error: state.last_error.clone(),
+        }
+    }
+
+    /// Refuses new writes, applies the queued ones within `deadline`, then stops the
+    /// workers. Returns how many writes were still pending at the deadline (they are
+    /// logged; the caller decides whether that is an error).
+    async fn shutdown(&self, deadline: Duration) -> Result<usize, StoreError> {
+        self.shared.state.lock().closed = true;
+        let left = self.flush(deadline).await;
+        if left > 0 {
+            tracing::error!(
+                pending = left,
+                "shutdown deadline passed with storage writes still queued"
+            );
+        }
+        self.cancel.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+        self.inner.shutdown(Duration::ZERO).await?;
+        Ok(left)
+    }
+}
