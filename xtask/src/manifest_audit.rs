@@ -16,6 +16,7 @@
 //! [`Severity::Error`] findings fail the audit.
 
 mod config;
+mod dockerfile;
 mod images;
 mod kustomize;
 mod objects;
@@ -39,6 +40,22 @@ use source::{object_label, FileKind};
 
 /// Where the manifests live, relative to the workspace root.
 pub const MANIFEST_DIR: &str = "deployments/kubernetes";
+
+/// Where the image recipe lives, relative to the workspace root.
+pub const DOCKERFILE: &str = "deployments/Dockerfile";
+
+/// Audits the Dockerfile at `path`: base images pinned, a non-root (numeric) `USER`, a
+/// `HEALTHCHECK`, and no secret in an `ENV` or `ARG`. Findings name the file by `path`.
+pub fn audit_dockerfile(path: &Path) -> AuditReport {
+    let mut findings = Vec::new();
+    dockerfile::audit(path, path, &mut findings);
+    AuditReport {
+        findings,
+        files_scanned: 1,
+        objects_checked: 0,
+        environments: Vec::new(),
+    }
+}
 
 /// Name of the environment made of every deployable manifest file as written.
 pub const MANIFEST_FILES: &str = "manifest files";

@@ -5,7 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use xtask::manifest_audit::{audit_manifests, AuditReport, Finding, Rule, Severity, MANIFEST_DIR};
+use xtask::manifest_audit::{
+    audit_dockerfile, audit_manifests, AuditReport, Finding, Rule, Severity, DOCKERFILE,
+    MANIFEST_DIR,
+};
 
 fn manifest_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -799,4 +802,95 @@ fn a_config_mounted_from_a_secret_during_key_rotation_is_a_warning_not_an_error(
         .find(|f| f.message.contains("comes from Secret \"chatbox-config\""))
         .unwrap_or_else(|| panic!("no warning; report:\n{report}"));
     assert_eq!(warning.severity, Severity::Warning);
+}
+
+// --- Dockerfile ---------------------------------------------------------------------------------------
+
+fn dockerfile_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(DOCKERFILE)
+}
+
+/// Audits a copy of the real Dockerfile with text replacements applied.
+fn audit_dockerfile_with(replacements: &[(&str, &str)]) -> AuditReport {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = std::fs::read_to_string(dockerfile_path()).unwrap();
+    for (from, to) in replacements {
+        assert!(
+            text.contains(from),
+            "the Dockerfile no longer contains {from:?}"
+        );
+        text = text.replacen(from, to, 1);
+    }
+    let path = dir.path().join("Dockerfile");
+    std::fs::write(&path, text).unwrap();
+    audit_dockerfile(&path)
+}
+
+#[test]
+fn the_real_dockerfile_is_pinned_non_root_and_health_checked() {
+    let report = audit_dockerfile(&dockerfile_path());
+    assert!(report.findings.is_empty(), "{report}");
+}
+
+#[test]
+fn a_latest_or_untagged_base_image_fails() {
+    let report = audit_dockerfile_with(&[(
+        "ARG RUNTIME_IMAGE=docker.io/library/debian:13.1-slim",
+        "ARG RUNTIME_IMAGE=docker.io/library/debian:latest",
+    )]);
+    assert!(
+        report.errors().any(|f| f.rule == Rule::Dockerfile
+            && f.message
+                .contains("debian:latest: base image is not pinned")),
+        "{report}"
+    );
+    let report = audit_dockerfile_with(&[(
+        "ARG RUST_IMAGE=docker.io/library/rust:1.95.0-trixie",
+        "ARG RUST_IMAGE=rust",
+    )]);
+    assert!(
+        report
+            .errors()
+            .any(|f| f.message.contains("FROM rust: base image is not pinned")),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_root_user_or_no_health_check_fails() {
+    let report = audit_dockerfile_with(&[
+        ("USER ${APP_UID}:${APP_GID}", "USER root"),
+        ("HEALTHCHECK --interval", "# HEALTHCHECK --interval"),
+    ]);
+    assert!(
+        report
+            .errors()
+            .any(|f| f.message.contains("USER root runs as root")),
+        "{report}"
+    );
+    assert!(
+        report
+            .errors()
+            .any(|f| f.message.contains("no HEALTHCHECK")),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_secret_baked_into_the_image_fails() {
+    let report = audit_dockerfile_with(&[(
+        "ENV CHATBOX_HOST=0.0.0.0",
+        "ENV JWT_SECRET=Zq8vN3xR7tLm2Kp9Wd4Hs6Jf1Gb5Yc0Eu CHATBOX_HOST=0.0.0.0",
+    )]);
+    let finding = report
+        .errors()
+        .find(|f| f.rule == Rule::PlaceholderSecrets)
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        finding.message.contains("ENV JWT_SECRET bakes a secret"),
+        "{finding}"
+    );
+    assert!(finding.object.starts_with("line "), "{finding}");
 }

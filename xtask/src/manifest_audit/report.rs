@@ -56,6 +56,8 @@ pub enum Rule {
     Kustomize,
     /// The mounted configuration is refused by the server's own validation.
     Config,
+    /// The container image recipe: pinned bases, non-root user, health check.
+    Dockerfile,
 }
 
 impl Rule {
@@ -76,6 +78,7 @@ impl Rule {
             Rule::Selectors => "selectors",
             Rule::Kustomize => "kustomize",
             Rule::Config => "config",
+            Rule::Dockerfile => "dockerfile",
         }
     }
 }
