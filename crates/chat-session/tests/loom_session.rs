@@ -64,6 +64,47 @@ fn loom_one_active_session_per_user_under_concurrent_create() {
     });
 }
 
+/// Two creates race with an end of the user's session (3 threads): whatever the
+/// order, the user never has two active sessions and the mapping points at the one.
+#[test]
+fn loom_one_active_session_per_user_with_concurrent_end() {
+    loom::model(|| {
+        let m = Arc::new(manager());
+        let creators: Vec<_> = (0..2)
+            .map(|_| {
+                let m = m.clone();
+                thread::spawn(move || m.get_or_create_active("u", t0()).0.id().to_owned())
+            })
+            .collect();
+        let ender = {
+            let m = m.clone();
+            thread::spawn(move || {
+                m.active_for_user("u")
+                    .map(|s| m.end(s.id(), at(1)).unwrap())
+                    .unwrap_or(false)
+            })
+        };
+        let ids: Vec<_> = creators.into_iter().map(|h| h.join().unwrap()).collect();
+        let ended = ender.join().unwrap();
+        let stats = m.stats();
+        assert!(stats.active <= 1, "two active sessions for one user");
+        assert_eq!(stats.total, stats.active + stats.ended);
+        assert_eq!(stats.ended, usize::from(ended));
+        match m.active_for_user("u") {
+            Some(active) => {
+                assert!(active.is_active());
+                assert!(ids.iter().any(|id| id == active.id()));
+            }
+            None => assert!(ended && ids[0] == ids[1]),
+        }
+        if ids[0] != ids[1] {
+            // The second session can only exist because the first was ended in between.
+            assert!(ended);
+            assert_eq!(stats.total, 2);
+        }
+    });
+}
+
 /// The idle sweep vs. a bind-and-append of a fresh message: the message is never
 /// lost (it ends up in the user's active session), and a session the sweeper ended is
 /// never handed out or written to again.
