@@ -894,3 +894,48 @@ fn a_secret_baked_into_the_image_fails() {
     );
     assert!(finding.object.starts_with("line "), "{finding}");
 }
+
+// --- the template left unrendered -------------------------------------------------------------------
+
+fn yaml_string(file: &str, pointer: &str) -> String {
+    let text = std::fs::read_to_string(manifest_dir().join(file)).unwrap();
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let json = serde_json::to_value(yaml).unwrap();
+    json.pointer(pointer)
+        .and_then(|v| v.as_str())
+        .unwrap_or_else(|| panic!("{file} has no string at {pointer}"))
+        .to_owned()
+}
+
+#[test]
+fn production_issue_06_unrendered_template_is_refused_at_startup() {
+    // If secret.template.yaml were applied without envsubst, the pods would get the literal
+    // `${VAR}` strings. The server's own loader must refuse to start with them.
+    let config = yaml_string("base/configmap.yaml", "/data/config.toml");
+    let mut env = std::collections::HashMap::new();
+    for key in [
+        "JWT_SECRET",
+        "ENCRYPTION_KEY",
+        "MONGO_URI",
+        "LLM_PROVIDER_OPENAI_API_KEY",
+        "LLM_PROVIDER_ANTHROPIC_API_KEY",
+    ] {
+        let value = yaml_string("secret.template.yaml", &format!("/stringData/{key}"));
+        assert_eq!(
+            value,
+            format!("${{{key}}}"),
+            "the template holds only a reference"
+        );
+        env.insert(key.to_owned(), value);
+    }
+    env.insert(
+        "CHATBOX_ALLOWED_ORIGINS".to_owned(),
+        "https://chat.example.com".to_owned(),
+    );
+    let errors = chat_config::Config::from_toml_str(&config, &env)
+        .err()
+        .expect("the server started with unrendered template values");
+    for field in ["auth.jwt_secret", "encryption.key", "storage.mongodb.uri"] {
+        assert!(errors.mentions(field), "{field} not refused: {errors}");
+    }
+}
