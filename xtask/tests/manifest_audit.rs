@@ -933,8 +933,7 @@ fn production_issue_06_unrendered_template_is_refused_at_startup() {
         "https://chat.example.com".to_owned(),
     );
     let errors = chat_config::Config::from_toml_str(&config, &env)
-        .err()
-        .expect("the server started with unrendered template values");
+        .expect_err("the server started with unrendered template values");
     for field in ["auth.jwt_secret", "encryption.key", "storage.mongodb.uri"] {
         assert!(errors.mentions(field), "{field} not refused: {errors}");
     }
