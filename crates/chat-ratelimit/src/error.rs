@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use chat_protocol::{ApiErrorCode, ErrorCode};
+
 /// A request over its key's quota (or a new key while the limiter tracks its maximum
 /// number of keys). Reported as HTTP 429 with code `RATE_LIMITED` and a `Retry-After`
 /// header, or as the WebSocket error `TOO_MANY_REQUESTS` with `retry_after` in ms.
@@ -13,6 +15,16 @@ pub struct RateLimited {
 }
 
 impl RateLimited {
+    /// The WebSocket error code: `TOO_MANY_REQUESTS` (with `retry_after` in ms).
+    pub fn wire_code(&self) -> ErrorCode {
+        ErrorCode::TooManyRequests
+    }
+
+    /// The HTTP error code: `RATE_LIMITED` (429, with `Retry-After`).
+    pub fn api_code(&self) -> ApiErrorCode {
+        ApiErrorCode::RateLimited
+    }
+
     /// `retry_after` in whole milliseconds, rounded up, at least 1 (the wire
     /// `retry_after` and the `retry_after_ms` body field).
     pub fn retry_after_ms(&self) -> u64 {
@@ -36,6 +48,13 @@ impl RateLimited {
 pub struct TooManyConnections {
     /// The per-user limit that was reached.
     pub limit: usize,
+}
+
+impl TooManyConnections {
+    /// The HTTP error code of the refused handshake: `RATE_LIMITED` (429).
+    pub fn api_code(&self) -> ApiErrorCode {
+        ApiErrorCode::RateLimited
+    }
 }
 
 /// A limiter setting that cannot be used (only reachable with settings that bypassed

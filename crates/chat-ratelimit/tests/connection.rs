@@ -34,6 +34,7 @@ fn slots_up_to_the_limit_then_refused() {
     let err = l.try_acquire("u").unwrap_err();
     assert_eq!(err, TooManyConnections { limit: 2 });
     assert_eq!(err.to_string(), "too many concurrent connections (limit 2)");
+    assert_eq!(err.api_code().http_status(), 429);
     assert_eq!(a.user_id(), "u");
     // Other users are unaffected.
     let _c = l.try_acquire("v").unwrap();

@@ -90,6 +90,8 @@ fn retry_after_is_rounded_up_and_never_zero() {
     };
     assert_eq!(long.retry_after_secs(), 3);
     assert_eq!(long.to_string(), "rate limited; retry after 2001 ms");
+    assert_eq!(long.wire_code(), chat_protocol::ErrorCode::TooManyRequests);
+    assert_eq!(long.api_code().http_status(), 429);
 }
 
 #[test]

@@ -151,6 +151,8 @@ fn ending_an_unknown_session_is_not_found() {
         }
     );
     assert_eq!(err.http_status(), 404);
+    assert_eq!(err.wire_code(), chat_protocol::ErrorCode::NotFound);
+    assert_eq!(err.log_level(), tracing::Level::DEBUG);
 }
 
 #[test]

@@ -73,7 +73,8 @@ fn ended_session_refuses_messages_and_model_changes() {
             session_id: s.id().to_owned()
         }
     );
-    assert_eq!(err.code(), "NOT_FOUND");
+    assert_eq!(err.wire_code(), chat_protocol::ErrorCode::SessionEnded);
+    assert_eq!(err.http_status(), 409);
     assert!(s.set_model("gpt").is_err());
     assert_eq!(s.message_count(), 0);
 }
@@ -560,4 +561,27 @@ fn snapshot_is_never_torn_under_concurrent_mutation() {
     }
     writer.join().unwrap();
     assert!(checked > 0);
+}
+
+#[test]
+fn error_codes_follow_the_protocol() {
+    use chat_protocol::{ApiErrorCode, ErrorCode};
+    let assisted = SessionError::AlreadyAssisted {
+        admin_id: "a".into(),
+        admin_name: "A".into(),
+    };
+    assert_eq!(assisted.api_code(), ApiErrorCode::Conflict);
+    assert_eq!(assisted.wire_code(), ErrorCode::Forbidden);
+    assert_eq!(assisted.to_string(), "session is already assisted by A (a)");
+    let corrupt = SessionError::InvalidSnapshot {
+        reason: "empty user id",
+    };
+    assert_eq!(corrupt.wire_code(), ErrorCode::DatabaseError);
+    assert_eq!(corrupt.http_status(), 500);
+    assert_eq!(corrupt.log_level(), tracing::Level::ERROR);
+    let stat = SessionError::InvalidStatistic {
+        field: "tokens",
+        value: -1,
+    };
+    assert_eq!(stat.api_code(), ApiErrorCode::InternalError);
 }
