@@ -341,4 +341,80 @@ mod tests {
             proptest::prop_assert!(matches!(out.last(), Some(Ok(StreamEvent::Done) | Err(_))));
         }
     }
+
+    /// Lines that look like the three wire formats, mixed with junk.
+    fn wire_like_line() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let text = "[a-zA-Z0-9 \"{}:,\\\\\u{e9}\u{1F600}]{0,12}";
+        prop_oneof![
+            Just("data: [DONE]".to_owned()),
+            Just("event: ping".to_owned()),
+            Just("event: error".to_owned()),
+            Just(": comment".to_owned()),
+            Just(String::new()),
+            text.prop_map(|t| format!("data: {t}")),
+            text.prop_map(|t| format!(r#"data: {{"choices":[{{"index":0,"delta":{{"content":"{t}"}},"finish_reason":null}}]}}"#)),
+            Just(r#"data: {"choices":null,"usage":{"prompt_tokens":1,"completion_tokens":99999999999999999999}}"#.to_owned()),
+            Just(r#"data: {"choices":[{"finish_reason":"stop"}]}"#.to_owned()),
+            text.prop_map(|t| format!(r#"data: {{"type":"content_block_delta","delta":{{"type":"text_delta","text":"{t}"}}}}"#)),
+            Just(r#"data: {"type":"message_start","message":{"usage":{"input_tokens":-1}}}"#.to_owned()),
+            Just(r#"data: {"type":"message_delta","usage":{"output_tokens":3}}"#.to_owned()),
+            Just(r#"data: {"type":"message_stop"}"#.to_owned()),
+            Just(r#"data: {"type":"error","error":{"type":"overloaded_error"}}"#.to_owned()),
+            text.prop_map(|t| format!(r#"data: {{"event":"message","answer":"{t}"}}"#)),
+            Just(r#"data: {"event":"message_end","metadata":{"usage":[]}}"#.to_owned()),
+            Just(r#"data: {"event":"error","status":"x"}"#.to_owned()),
+            any::<String>(),
+        ]
+    }
+
+    fn run_decoder(decoder: u8, body: Vec<u8>, split: usize) -> Vec<Result<StreamEvent, LlmError>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let cut = split.min(body.len());
+            let (a, b) = body.split_at(cut);
+            let chunks = vec![Bytes::copy_from_slice(a), Bytes::copy_from_slice(b)];
+            let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, Infallible>));
+            let stream = match decoder {
+                0 => decode_stream(body, crate::openai::OpenAiDecoder::default(), 10),
+                1 => decode_stream(body, crate::anthropic::AnthropicDecoder, 10),
+                _ => decode_stream(body, crate::dify::DifyDecoder, 10),
+            };
+            stream.collect::<Vec<_>>().await
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn adapter_event_mapping_survives_arbitrary_lines(
+            decoder in 0u8..3,
+            lines in proptest::collection::vec(wire_like_line(), 0..24),
+            crlf in proptest::bool::ANY,
+            split in 0usize..4096,
+        ) {
+            let sep = if crlf { "\r\n" } else { "\n" };
+            let body = lines.join(sep).into_bytes();
+            let out = run_decoder(decoder, body, split);
+            let terminals = out.iter().filter(|i| matches!(i, Ok(StreamEvent::Done) | Err(_))).count();
+            proptest::prop_assert_eq!(terminals, 1);
+            let last_is_terminal = matches!(out.last(), Some(Ok(StreamEvent::Done) | Err(_)));
+            proptest::prop_assert!(last_is_terminal);
+            if matches!(out.last(), Some(Ok(StreamEvent::Done))) {
+                let usages = out.iter().filter(|i| matches!(i, Ok(StreamEvent::Usage(_)))).count();
+                proptest::prop_assert_eq!(usages, 1);
+            }
+        }
+
+        #[test]
+        fn adapter_event_mapping_survives_arbitrary_bytes(
+            decoder in 0u8..3,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+            split in 0usize..512,
+        ) {
+            let out = run_decoder(decoder, body, split);
+            proptest::prop_assert!(matches!(out.last(), Some(Ok(StreamEvent::Done) | Err(_))));
+        }
+    }
 }

@@ -304,3 +304,34 @@ async fn every_provider_kind_is_built_from_settings() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn one_fake_server_can_script_per_model() {
+    let server = FakeLlmServer::new(Script::reply(["healthy"]))
+        .for_model("model-sick", Script::status(503, "sick"))
+        .run()
+        .await
+        .unwrap();
+    let s = settings(
+        vec![
+            provider_settings(&server, WireFormat::OpenAi, "sick"),
+            provider_settings(&server, WireFormat::Anthropic, "well"),
+        ],
+        &["well"],
+        2_000,
+    );
+    let registry = ProviderRegistry::from_settings_with(&s, http(RetryPolicy::none())).unwrap();
+    let (id, stream) = registry
+        .stream_with_failover(None, ChatRequest::single("hi"))
+        .await
+        .unwrap();
+    assert_eq!(id, "well");
+    assert_eq!(text_of(&collect(stream).await), "healthy");
+    let models: Vec<_> = server
+        .requests()
+        .iter()
+        .map(|r| r.model().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(models, ["model-sick", "model-well"]);
+    server.shutdown().await;
+}
