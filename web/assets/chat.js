@@ -1,13 +1,14 @@
 // The chat page: one conversation over the WebSocket, with streaming replies, stop,
 // model choice, help request, share link, takeover banner and file attach.
 //
-// Losslessness across blips and reloads: the session id, the last reply `seq` seen
-// and the `seq` where the still-running reply began are kept in sessionStorage.
-// After a blip the page resumes from the last seq (its DOM still holds the partial
-// reply); after a reload it renders the stored history over HTTP and resumes from
-// just before the running reply, so the reply is replayed from its first chunk.
-// A replayed reply that the history already holds (it finished between the reload
-// and the history request) is dropped when it completes.
+// Losslessness across blips and reloads: every reply chunk carries the session-wide
+// `seq`. The page keeps, in sessionStorage, the session id and the `seq` of the last
+// chunk of the last *completed* reply (the floor). After a blip or a reload it
+// resumes from the floor, so a running reply is replayed from its first chunk.
+// Chunks are ordered by `seq` (live chunks may overtake the replay), duplicates are
+// dropped, and a reply is complete once its `done` chunk and everything before it
+// are in. A replayed reply that the HTTP history already holds (it finished while
+// the page was away) is dropped instead of shown twice.
 
 import { ChatSocket } from './socket.js';
 import { api, describeError, el, PREFIX, startPage, UI_BASE } from './common.js';
@@ -29,9 +30,9 @@ const storeKey = `chatbox.chat.${claims.user_id || 'anonymous'}`;
 function loadStore() {
   try {
     const s = JSON.parse(sessionStorage.getItem(storeKey) || '{}');
-    return { sid: String(s.sid || ''), seq: Number(s.seq) || 0, pending: Number(s.pending) || 0 };
+    return { sid: String(s.sid || ''), seq: Number(s.seq) || 0 };
   } catch {
-    return { sid: '', seq: 0, pending: 0 };
+    return { sid: '', seq: 0 };
   }
 }
 const stored = loadStore();
@@ -39,7 +40,8 @@ const stored = loadStore();
 const state = {
   sid: stored.sid,
   seq: stored.seq,
-  pending: stored.pending, // seq of the first chunk of the reply still streaming, 0 when none
+  chunks: new Map(), // seq -> { content, done } of chunks after the floor (`seq`)
+  gapTimer: null,
   historyFor: null, // session whose history is rendered
   readOnly: false,
   reply: null, // { item, text }
@@ -49,12 +51,12 @@ const state = {
   dedupeActive: false,
   unconfirmed: [], // texts of own messages not yet echoed back (multi-device echo)
   queue: null, // frames held while history loads
-  acceptNextSeq: false, // set by `loading`: the next chunk starts a new seq range
+  resetOnNext: false, // set by `loading`: a restarted server numbers from 1 again
   lastTypingSent: 0,
 };
 
 function save() {
-  sessionStorage.setItem(storeKey, JSON.stringify({ sid: state.sid, seq: state.seq, pending: state.pending }));
+  sessionStorage.setItem(storeKey, JSON.stringify({ sid: state.sid, seq: state.seq }));
 }
 
 const params = new URL(location.href).searchParams;
@@ -89,7 +91,7 @@ function startFresh() {
   $('session-name').textContent = '';
   state.sid = '';
   state.seq = 0;
-  state.pending = 0;
+  state.chunks.clear();
   save();
   $('share').disabled = true;
   $('share-box').hidden = true;
@@ -101,7 +103,7 @@ function adoptSession(sid) {
   if (sid === state.sid) return;
   state.sid = sid;
   state.seq = 0;
-  state.pending = 0;
+  state.chunks.clear();
   state.reply = null;
   save();
   $('share').disabled = !sid;
@@ -212,20 +214,16 @@ async function onConnected(status) {
       return;
     }
     if (active === state.sid && state.historyFor === active) {
-      resume(state.seq); // a blip: the page still shows everything up to state.seq
+      resume(state.seq); // a blip: chunks already held are dropped as duplicates
       return;
     }
-    // A reload resumes from just before the reply that was still streaming (its
-    // first chunks are in no history yet); another device's session from the start
-    // of the replay buffer, deduplicated against the history.
-    const reloaded = active === state.sid;
-    const from = reloaded ? (state.pending ? state.pending - 1 : state.seq) : 0;
+    // A reload (same session) resumes from the floor; another device's session
+    // from the start of the replay buffer, deduplicated against the history.
     adoptSession(active);
     await loadHistory(active);
     state.reply = null;
-    state.pending = 0;
-    state.seq = from;
-    resume(from);
+    state.chunks.clear();
+    resume(state.seq);
     $('share').disabled = false;
   } catch (e) {
     append(errorItem(describeError(e), e.code));
@@ -250,7 +248,7 @@ function handleFrame(f) {
       // A new reply starts live: nothing to deduplicate, and its first chunk opens a
       // new seq range (a restarted server numbers from 1 again).
       state.dedupeActive = false;
-      state.acceptNextSeq = true;
+      state.resetOnNext = true;
       ensureReply();
       setBusy(true);
       break;
@@ -312,49 +310,95 @@ function ensureReply() {
   return state.reply;
 }
 
+/** Upper bound for a missing chunk to show up before the reply goes on without it. */
+const GAP_WAIT_MS = 1500;
+
 function onChunk(f, meta) {
   const seq = Number(meta.seq) || 0;
-  if (seq && seq <= state.seq && !state.acceptNextSeq) return; // already shown (replay overlap)
-  state.acceptNextSeq = false;
-  const streaming = meta.streaming === 'true' || seq > 0;
-  if (!streaming) {
+  if (!seq) {
+    // A complete, unsequenced reply.
     append(messageItem({ sender: 'ai', content: f.content, timestamp: f.timestamp }, SENDER_NAMES));
     return;
   }
-  const fresh = !state.reply;
-  const reply = ensureReply();
-  if (seq) {
-    if (fresh || !state.pending) state.pending = seq;
-    state.seq = seq;
+  if (state.resetOnNext) {
+    state.resetOnNext = false;
+    if (seq <= state.seq && state.chunks.size === 0) state.seq = seq - 1;
   }
-  reply.text += f.content || '';
-  setBody(reply.item, reply.text);
-  keepScrolled(list);
-  setBusy(true);
-  if (meta.done === 'true') finishReply(false);
+  if (seq <= state.seq || state.chunks.has(seq)) return; // already shown
+  state.chunks.set(seq, { content: f.content || '', done: meta.done === 'true' });
+  drain();
+}
+
+/** Renders every chunk that is in order after the floor; completes finished replies. */
+function drain() {
+  let text = '';
+  let next = state.seq + 1;
+  while (state.chunks.has(next)) {
+    const chunk = state.chunks.get(next);
+    text += chunk.content;
+    if (chunk.done) {
+      for (let s2 = state.seq + 1; s2 <= next; s2 += 1) state.chunks.delete(s2);
+      state.seq = next;
+      completeReply(text);
+      text = '';
+    }
+    next += 1;
+  }
+  if (text) {
+    const reply = ensureReply();
+    reply.text = text;
+    setBody(reply.item, text);
+    keepScrolled(list);
+    setBusy(true);
+  }
+  clearTimeout(state.gapTimer);
+  if (state.chunks.size && !state.chunks.has(state.seq + 1)) {
+    // Something before the first held chunk is missing (it left the server's replay
+    // buffer): go on without it rather than wait forever.
+    state.gapTimer = setTimeout(() => {
+      state.seq = Math.min(...state.chunks.keys()) - 1;
+      drain();
+    }, GAP_WAIT_MS);
+  }
   save();
 }
 
+function completeReply(text) {
+  const reply = state.reply;
+  state.reply = null;
+  setBusy(false);
+  const duplicate = state.dedupeActive ? state.dedupe.indexOf(text) : -1;
+  if (duplicate >= 0) {
+    state.dedupe.splice(duplicate, 1); // the history already shows this reply
+    if (reply) reply.item.remove();
+    return;
+  }
+  if (!text) {
+    if (reply) reply.item.remove();
+    return;
+  }
+  const item = reply ? reply.item : append(messageItem({ sender: 'ai', content: '', timestamp: new Date().toISOString() }, SENDER_NAMES));
+  setBody(item, text);
+  if (item.classList.contains('stopping')) item.classList.add('stopped');
+  item.classList.remove('streaming', 'stopping');
+  item.removeAttribute('aria-busy');
+}
+
+/** Ends the running reply where it is (stopped, taken over, failed). */
 function finishReply(cancelled) {
   const reply = state.reply;
   state.reply = null;
-  state.pending = 0;
+  if (state.chunks.size) state.seq = Math.max(state.seq, ...state.chunks.keys());
+  state.chunks.clear();
+  clearTimeout(state.gapTimer);
   save();
   setBusy(false);
   if (!reply) return;
-  reply.item.classList.remove('streaming');
+  reply.item.classList.remove('streaming', 'stopping');
   reply.item.removeAttribute('aria-busy');
-  if (!reply.text && cancelled) {
+  if (!reply.text) {
     reply.item.remove();
     return;
-  }
-  if (state.dedupeActive) {
-    const i = state.dedupe.indexOf(reply.text);
-    if (i >= 0) {
-      state.dedupe.splice(i, 1);
-      reply.item.remove(); // the history already shows this reply
-      return;
-    }
   }
   if (cancelled) reply.item.classList.add('stopped');
 }
@@ -515,17 +559,13 @@ $('new-chat').addEventListener('click', async () => {
   input.focus();
 });
 
-// File attach, offered only when the server has uploads (POST /uploads answers
-// something other than 404/405 to an empty form).
+// File attach, offered only when the server has an upload endpoint. An OPTIONS
+// request has no side effect: a POST-only route answers 405 (or 2xx with CORS),
+// a missing one 404.
 async function probeUploads() {
   try {
-    const response = await fetch(`${PREFIX}/uploads`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${token}` },
-      body: new FormData(),
-      credentials: 'omit',
-    });
-    $('attach-label').hidden = response.status === 404 || response.status === 405;
+    const response = await fetch(`${PREFIX}/uploads`, { method: 'OPTIONS', credentials: 'omit' });
+    $('attach-label').hidden = response.status === 404;
   } catch {
     $('attach-label').hidden = true;
   }
@@ -548,6 +588,16 @@ $('attach').addEventListener('change', async (e) => {
     append(errorItem(describeError(err), err.code));
   }
 });
+
+// Keep the newest message in view when the viewport changes (phone rotation, the
+// on-screen keyboard) if the reader was at the end.
+let atEnd = true;
+list.addEventListener('scroll', () => {
+  atEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+});
+new ResizeObserver(() => {
+  if (atEnd) list.scrollTop = list.scrollHeight;
+}).observe(list);
 
 // ---- start -----------------------------------------------------------------------
 

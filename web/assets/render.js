@@ -72,9 +72,10 @@ function safeClass(sender) {
   return ['user', 'ai', 'admin', 'system'].includes(sender) ? sender : 'system';
 }
 
-/** Scrolls a message list to the bottom unless the reader scrolled up. */
+/** Scrolls a message list to its end unless the reader scrolled up to read. */
 export function keepScrolled(list, force = false) {
-  const scroller = document.scrollingElement;
-  const near = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 160;
-  if (force || near) list.lastElementChild?.scrollIntoView({ block: 'end' });
+  // The newest message may just have grown or arrived: measure from its top.
+  const newest = list.lastElementChild ? list.lastElementChild.offsetHeight : 0;
+  const near = list.scrollHeight - list.scrollTop - list.clientHeight - newest < 160;
+  if (force || near) list.scrollTop = list.scrollHeight;
 }

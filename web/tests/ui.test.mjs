@@ -1,0 +1,240 @@
+// Real-browser tests of the web UI against the real chat-server binary (echo model,
+// embedded store) on an ephemeral port. Run with web/tests/run.sh.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { ChatServer, echoReply, launchBrowser, screenshot, watchedPage } from './harness.mjs';
+
+/** Upper bound for anything the UI must show; generous for a loaded CI machine. */
+const SHOW_MS = 20000;
+
+let server;
+let browser;
+let userContext;
+let userPage;
+const USER = { id: 'alice', name: 'Alice Example' };
+const ADMIN = { id: 'ada', name: 'Ada Admin' };
+
+/** Words enough that the echo reply streams for a couple of seconds (40 ms a word). */
+function longMessage(tag, words) {
+  return `${tag} ${Array.from({ length: words }, (_, i) => `w${i}`).join(' ')}`;
+}
+
+async function openChat(page) {
+  await page.goto(server.ui('', `token=${encodeURIComponent(server.token(USER.id, USER.name))}`));
+  await page.waitForSelector('#conn[data-state="open"]', { timeout: SHOW_MS });
+}
+
+async function send(page, text) {
+  await page.fill('#composer-input', text);
+  await page.press('#composer-input', 'Enter');
+}
+
+/** Waits until an AI message with exactly `text` is complete (no longer streaming). */
+async function waitForReply(page, text) {
+  await page.waitForFunction(
+    (expected) =>
+      [...document.querySelectorAll('#messages .msg-ai:not(.streaming)')].some((m) => m.dataset.text === expected),
+    text,
+    { timeout: SHOW_MS },
+  );
+}
+
+async function countAi(page, text) {
+  return page.evaluate(
+    (expected) => [...document.querySelectorAll('#messages .msg-ai')].filter((m) => m.dataset.text === expected).length,
+    text,
+  );
+}
+
+function assertNoProblems(page) {
+  assert.deepEqual(page.problems.errors, [], 'no script errors or CSP violations');
+  assert.deepEqual(page.problems.dialogs, [], 'no dialogs');
+}
+
+describe('web UI in a real browser', () => {
+  before(async () => {
+    server = new ChatServer();
+    await server.start();
+    browser = await launchBrowser();
+    userContext = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+    userPage = await watchedPage(userContext);
+  });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (server) await server.stop();
+  });
+
+  test('the sign-in token leaves the address bar and a message streams in', async () => {
+    await openChat(userPage);
+    assert.ok(!userPage.url().includes('token='), `token removed from ${userPage.url()}`);
+    const stored = await userPage.evaluate(() => sessionStorage.getItem('chatbox.token'));
+    assert.ok(stored && stored.split('.').length === 3, 'token kept in sessionStorage');
+
+    // Record every length the reply's text takes while it grows.
+    await userPage.evaluate(() => {
+      window.__lengths = [];
+      new MutationObserver(() => {
+        const last = [...document.querySelectorAll('#messages .msg-ai')].pop();
+        if (last) window.__lengths.push((last.dataset.text || '').length);
+      }).observe(document.getElementById('messages'), { subtree: true, childList: true, characterData: true });
+    });
+    const message = longMessage('stream', 20);
+    await send(userPage, message);
+    await waitForReply(userPage, echoReply(message));
+    const lengths = await userPage.evaluate(() => [...new Set(window.__lengths)].filter((n) => n > 0));
+    assert.ok(lengths.length >= 5, `rendered in several steps as chunks arrived, saw ${JSON.stringify(lengths)}`);
+    assert.equal(Math.max(...lengths), echoReply(message).length);
+    const userText = await userPage.locator('#messages .msg-user').last().getAttribute('data-text');
+    assert.equal(userText, message);
+    // More than one model configured: the selector is offered.
+    assert.equal(await userPage.locator('#model-label').isVisible(), true);
+    assert.equal(await userPage.locator('#model option').count(), 2);
+    await screenshot(userPage, 'chat');
+    assertNoProblems(userPage);
+  });
+
+  test('a reload in the middle of a reply still shows the whole reply, once', async () => {
+    const message = longMessage('reload', 60);
+    const reply = echoReply(message);
+    await send(userPage, message);
+    await userPage.waitForFunction(
+      () => {
+        const m = document.querySelector('#messages .msg-ai.streaming');
+        return m && (m.dataset.text || '').length > 20;
+      },
+      null,
+      { timeout: SHOW_MS },
+    );
+    assert.equal(await countAi(userPage, reply), 0, 'reply still streaming when the page reloads');
+    await userPage.reload();
+    await waitForReply(userPage, reply);
+    assert.equal(await countAi(userPage, reply), 1, 'reply shown exactly once');
+    assert.equal(await userPage.locator('#messages .msg-user', { hasText: 'reload w0' }).count(), 1);
+    assertNoProblems(userPage);
+  });
+
+  test('the conversation is still there after a server restart', async () => {
+    const first = longMessage('stream', 20);
+    await server.stop();
+    await userPage.waitForSelector('#conn[data-state="waiting"]', { timeout: SHOW_MS });
+    await server.start(); // same data dir and secret, new port
+    await openChat(userPage);
+    await waitForReply(userPage, echoReply(first));
+    assert.equal(await countAi(userPage, echoReply(first)), 1);
+    assert.equal(await userPage.locator('#messages .msg-user', { hasText: 'stream w0' }).count(), 1);
+
+    // The sessions page lists it, with its message count.
+    await userPage.goto(server.ui('sessions'));
+    const item = userPage.locator('.session-item').first();
+    await item.waitFor({ timeout: SHOW_MS });
+    const meta = await item.locator('.session-meta').textContent();
+    assert.match(meta, /[4-9] messages|\d\d+ messages/, meta);
+    assert.match(await item.locator('.session-title').textContent(), /stream w0/);
+    await screenshot(userPage, 'sessions');
+    await item.locator('a').click();
+    await userPage.waitForSelector('#conn[data-state="open"]', { timeout: SHOW_MS });
+    await waitForReply(userPage, echoReply(first));
+    assertNoProblems(userPage);
+  });
+
+  test('an admin takes over in a second browser and both sides chat', async () => {
+    await openChat(userPage);
+    const adminContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const adminPage = await watchedPage(adminContext);
+    try {
+      const adminToken = server.token(ADMIN.id, ADMIN.name, ['admin']);
+      await adminPage.goto(server.ui('admin', `token=${encodeURIComponent(adminToken)}`));
+      await adminPage.waitForSelector('.card[data-metric="total_sessions"]', { timeout: SHOW_MS });
+      const row = adminPage.locator('#sessions-body tr', { hasText: USER.id }).filter({ hasText: 'active' });
+      await row.first().waitFor({ timeout: SHOW_MS });
+      await screenshot(adminPage, 'admin');
+      await row.first().getByRole('button', { name: /Take over/ }).click();
+
+      await userPage.waitForSelector('#assisted:not([hidden])', { timeout: SHOW_MS });
+      assert.match(await userPage.locator('#assisted').textContent(), /assisted by Ada Admin/);
+
+      await adminPage.waitForSelector('#admin-chat:not([hidden]) #conn[data-state="open"]', { timeout: SHOW_MS });
+      await adminPage.fill('#composer-input', 'Hello Alice, Ada here.');
+      await adminPage.press('#composer-input', 'Enter');
+      await userPage.waitForSelector('#messages .msg-admin[data-text="Hello Alice, Ada here."]', { timeout: SHOW_MS });
+
+      await send(userPage, 'Thanks Ada!');
+      await adminPage.waitForSelector('#messages .msg-user[data-text="Thanks Ada!"]', { timeout: SHOW_MS });
+      // A second admin message arriving proves the user's message was handled;
+      // while assisted it must not have been answered by the model.
+      await adminPage.fill('#composer-input', 'Anything else?');
+      await adminPage.press('#composer-input', 'Enter');
+      await userPage.waitForSelector('#messages .msg-admin[data-text="Anything else?"]', { timeout: SHOW_MS });
+      assert.equal(await countAi(userPage, echoReply('Thanks Ada!')), 0, 'the model stays silent while assisted');
+      await screenshot(adminPage, 'admin-chat');
+      await screenshot(userPage, 'chat-assisted');
+
+      await adminPage.click('#admin-release');
+      await userPage.waitForSelector('#assisted[hidden]', { state: 'attached', timeout: SHOW_MS });
+      assertNoProblems(adminPage);
+      assertNoProblems(userPage);
+    } finally {
+      await adminContext.close();
+    }
+  });
+
+  test('a shared link shows the conversation read-only', async () => {
+    await userPage.click('#share');
+    await userPage.waitForSelector('#share-box:not([hidden])', { timeout: SHOW_MS });
+    const link = await userPage.inputValue('#share-link');
+    assert.match(link, /\/chatbox\/ui\/shared\/[0-9a-f]{32}$/);
+
+    const anonymous = await browser.newContext({ viewport: { width: 1000, height: 800 } });
+    try {
+      const shared = await watchedPage(anonymous);
+      await shared.goto(link);
+      await shared.waitForSelector('#messages .msg-ai', { timeout: SHOW_MS });
+      const texts = await shared.locator('#messages .msg').evaluateAll((ms) => ms.map((m) => m.dataset.text));
+      assert.ok(texts.includes(echoReply(longMessage('stream', 20))), 'shows the replies');
+      assert.equal(await shared.locator('textarea, input, select, form, button').count(), 0, 'nothing to write with');
+      await screenshot(shared, 'shared');
+      assertNoProblems(shared);
+    } finally {
+      await anonymous.close();
+    }
+  });
+
+  test('markup in a message is shown as text, never run', async () => {
+    const payload = '<img src=x onerror="window.__xss=1;alert(1)"><script>window.__xss=2</script> [x](javascript:alert(3)) **bold**';
+    await send(userPage, payload);
+    await waitForReply(userPage, echoReply(payload));
+    const report = await userPage.evaluate(() => ({
+      xss: window.__xss,
+      imgs: document.querySelectorAll('#messages img').length,
+      scripts: document.querySelectorAll('#messages script').length,
+      jsLinks: [...document.querySelectorAll('#messages a')].filter((a) => !/^https?:|^mailto:/.test(a.href)).length,
+      userText: [...document.querySelectorAll('#messages .msg-user .msg-body')].pop().textContent,
+      bold: [...document.querySelectorAll('#messages .msg-user .msg-body strong')].map((b) => b.textContent),
+    }));
+    assert.equal(report.xss, undefined);
+    assert.equal(report.imgs, 0);
+    assert.equal(report.scripts, 0);
+    assert.equal(report.jsLinks, 0);
+    assert.ok(report.userText.includes('<img src=x onerror='), report.userText);
+    assert.ok(report.userText.includes('<script>'), report.userText);
+    assert.deepEqual(report.bold, ['bold'], 'Markdown still renders');
+
+    // After a reload the stored copy renders as text too.
+    await userPage.reload();
+    await waitForReply(userPage, echoReply(payload));
+    assert.equal(await userPage.evaluate(() => window.__xss), undefined);
+    assert.equal(await userPage.locator('#messages img').count(), 0);
+    assertNoProblems(userPage);
+  });
+
+  test('the chat is usable at phone width', async () => {
+    await userPage.setViewportSize({ width: 390, height: 844 });
+    await userPage.waitForSelector('#conn[data-state="open"]', { timeout: SHOW_MS });
+    const overflow = await userPage.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 1, `no horizontal scrolling (overflow ${overflow}px)`);
+    assert.equal(await userPage.locator('#send').isVisible(), true);
+    await screenshot(userPage, 'chat-phone');
+  });
+});
