@@ -17,6 +17,10 @@
 //!
 //! About 60 ns per [`KeyedLimiter::check`] (criterion, `benches/check.rs`; the table
 //! is in the [`keyed`] module docs).
+//!
+//! No doctests on purpose: in the loom run (`RUSTFLAGS="--cfg loom"`) they would link
+//! the loom build of this crate, whose locks only work inside `loom::model`. Examples
+//! live in `tests/`.
 
 #[cfg(not(loom))]
 mod cleanup;

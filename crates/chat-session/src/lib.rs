@@ -12,6 +12,10 @@
 //! `--cfg loom`; the loom models live in `tests/loom_*.rs` and run with
 //! `RUSTFLAGS="--cfg loom" cargo test -p chat-session --release`. The tokio sweeper
 //! task is compiled out of loom builds.
+//!
+//! No doctests on purpose: in the loom run (`RUSTFLAGS="--cfg loom"`) they would link
+//! the loom build of this crate, whose locks only work inside `loom::model`. Examples
+//! live in `tests/`.
 
 mod error;
 mod manager;
