@@ -938,3 +938,34 @@ fn production_issue_06_unrendered_template_is_refused_at_startup() {
         assert!(errors.mentions(field), "{field} not refused: {errors}");
     }
 }
+
+#[test]
+fn replicas_may_be_left_to_an_autoscaler_with_a_floor_of_two() {
+    let report = audit_broken(&[Edit::Replace(DEPLOYMENT, "  replicas: 2\n", "")]);
+    assert_rule_clean(&report, Rule::Replicas);
+
+    let report = audit_broken(&[
+        Edit::Replace(DEPLOYMENT, "  replicas: 2\n", ""),
+        Edit::Replace("base/hpa.yaml", "  minReplicas: 2\n", "  minReplicas: 1\n"),
+    ]);
+    assert_finding(
+        &report,
+        Rule::Replicas,
+        "base/hpa.yaml",
+        "HorizontalPodAutoscaler/chatbox",
+        "minReplicas is 1",
+    );
+
+    let report = audit_broken(&[
+        Edit::Replace(DEPLOYMENT, "  replicas: 2\n", ""),
+        Edit::Remove("base/hpa.yaml"),
+        Edit::Replace("base/kustomization.yaml", "  - hpa.yaml\n", ""),
+    ]);
+    assert_finding(
+        &report,
+        Rule::Replicas,
+        DEPLOYMENT,
+        "Deployment/chatbox",
+        "spec.replicas is 1",
+    );
+}

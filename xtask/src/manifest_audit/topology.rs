@@ -20,16 +20,28 @@ pub(crate) fn check(set: &[Obj], out: &mut Vec<Finding>) {
             continue;
         };
         let labels = pod_labels(deployment);
-        let replicas = deployment
-            .spec
-            .as_ref()
-            .and_then(|s| s.replicas)
-            .unwrap_or(1);
-        if replicas < MIN_REPLICAS {
-            out.push(obj.error(
-                Rule::Replicas,
-                format!("spec.replicas is {replicas}; at least {MIN_REPLICAS} keep the service up during a drain or a crash"),
-            ));
+        // With an autoscaler, `spec.replicas` may be omitted (so `kubectl apply` does not
+        // reset the autoscaler's count); the HPA's floor is then what counts, and it is
+        // checked on the HPA itself below.
+        let autoscaled = set.iter().any(|o| match &o.typed {
+            Typed::Autoscaler(hpa) => hpa.spec.as_ref().is_some_and(|s| {
+                s.scale_target_ref.kind == "Deployment" && s.scale_target_ref.name == obj.name()
+            }),
+            _ => false,
+        });
+        let replicas = deployment.spec.as_ref().and_then(|s| s.replicas);
+        match replicas {
+            None if autoscaled => {}
+            _ => {
+                // Kubernetes' default when the field is unset.
+                let replicas = replicas.unwrap_or(1);
+                if replicas < MIN_REPLICAS {
+                    out.push(obj.error(
+                        Rule::Replicas,
+                        format!("spec.replicas is {replicas}; at least {MIN_REPLICAS} keep the service up during a drain or a crash"),
+                    ));
+                }
+            }
         }
         if let Some(spec) = deployment.spec.as_ref() {
             if !selects(&spec.selector, &labels) {
