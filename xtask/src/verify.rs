@@ -450,30 +450,35 @@ fn loom_run(progress: &Progress, root: &Path) -> (CheckResult, Vec<libtest::Libt
         Ok(l) => l,
         Err(e) => return (failed_check("loom", TITLE, format!("{e:#}")), Vec::new()),
     };
-    let models = libtest::parse_libtest(&logged.output(), "loom");
-    let failed = models
+    let all = libtest::parse_libtest(&logged.output(), "loom");
+    let failed = all
         .iter()
         .filter(|m| m.case.outcome == TestOutcome::Failed)
         .count();
+    let (models, others): (Vec<_>, Vec<_>) = all.into_iter().partition(|m| m.is_loom_model());
     let with_iterations = models.iter().filter(|m| m.iterations.is_some()).count();
     let (status, summary) = if !logged.success {
-        let detail = if models.is_empty() {
+        let detail = if models.is_empty() && others.is_empty() {
             first_error(&logged.output())
         } else {
-            format!("{failed} of {} failed", models.len())
+            format!(
+                "{failed} of {} tests of the loom build failed",
+                models.len() + others.len()
+            )
         };
         (CheckStatus::Failed, detail)
     } else if models.is_empty() {
         (
             CheckStatus::Failed,
-            "the loom build ran no test: no model proves anything".to_owned(),
+            "the loom build ran no model: nothing was explored".to_owned(),
         )
     } else {
         (
             CheckStatus::Passed,
             format!(
-                "{} passed; iterations reported for {with_iterations} of them",
-                models.len()
+                "{} models passed (iterations reported for {with_iterations}); {} other tests of the loom build passed",
+                models.len(),
+                others.len()
             ),
         )
     };

@@ -451,3 +451,24 @@ fn write_all_produces_the_three_files() {
         .iter()
         .all(|p| std::fs::metadata(p).unwrap().len() > 100));
 }
+
+#[test]
+fn real_loom_output_lists_every_model_with_its_iterations() {
+    let output = include_str!("verify_data/loom-output.txt");
+    let all = xtask::verify::libtest::parse_libtest(output, "loom");
+    assert!(
+        all.len() > 8,
+        "ordinary tests of the loom build are parsed too"
+    );
+    let models: Vec<_> = all.into_iter().filter(|m| m.is_loom_model()).collect();
+    assert_eq!(models.len(), 8, "{models:#?}");
+    assert!(models.iter().all(|m| m.case.outcome == TestOutcome::Passed));
+    assert!(models.iter().all(|m| m.iterations.is_some()), "{models:#?}");
+    let torn = models
+        .iter()
+        .find(|m| m.case.name == "loom_snapshot_vs_mutation_is_never_torn")
+        .unwrap();
+    assert_eq!(torn.case.suite, "loom_session");
+    assert_eq!(torn.iterations, Some(33));
+    assert_eq!(models[0].case.suite, "loom_connection");
+}

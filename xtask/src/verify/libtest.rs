@@ -19,6 +19,17 @@ pub struct LibtestCase {
     pub iterations: Option<u64>,
 }
 
+impl LibtestCase {
+    /// True when this test is a loom model rather than an ordinary test that the loom
+    /// build also compiled: it logged loom's iteration count, or its binary or name says
+    /// `loom` (a failing model panics before logging its count).
+    pub fn is_loom_model(&self) -> bool {
+        self.iterations.is_some()
+            || self.case.suite.contains("loom")
+            || self.case.name.contains("loom")
+    }
+}
+
 /// Parses libtest output; `run` labels every case. Doc tests are left out (they are not
 /// models and nextest never runs them either).
 pub fn parse_libtest(output: &str, run: &str) -> Vec<LibtestCase> {
