@@ -162,6 +162,7 @@ impl ProviderRegistry {
     ///
     /// Returns the id of the provider that answered and its stream, whose first item
     /// has already been received (and is yielded first).
+    #[tracing::instrument(name = "llm_reply", skip_all, fields(selected = selected.unwrap_or("")))]
     pub async fn stream_with_failover(
         &self,
         selected: Option<&str>,
