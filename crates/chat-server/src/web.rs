@@ -8,9 +8,8 @@
 //! WebSocket) and an `ETag` with `Cache-Control: no-cache`: the asset names carry no
 //! content hash, so browsers must revalidate, and a 304 keeps that cheap.
 
-use std::sync::OnceLock;
-
-use axum::extract::Path;
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, Path};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -70,10 +69,12 @@ const MAX_HOST_LEN: usize = 255;
 /// `/` chat, `/sessions`, `/admin`, `/shared/{token}`, `/assets/{file}`.
 /// Anything else under the mount point is a 404 that still carries the CSP.
 ///
-/// Nest it **with a trailing slash**: `.nest("/ui/", web::router())`. axum maps an
-/// inner `/` to exactly the nest path, and the pages' relative links need the chat
-/// page at `{prefix}/ui/` (the directory form); nesting at `/ui` would serve it at
-/// `{prefix}/ui` only. `{prefix}/` and `{prefix}/ui` should redirect to `{prefix}/ui/`.
+/// Nest it **with a trailing slash**, `.nest("/ui/", web::router())`, so the chat
+/// page is at `{prefix}/ui/` as documented: axum maps an inner `/` to exactly the
+/// nest path, so `.nest("/ui", …)` serves it at `{prefix}/ui` only (and
+/// `{prefix}/ui/` is then a 404). The chat page works at either spelling because it
+/// carries a `<base href>` naming its directory, so its relative links resolve the
+/// same way; a redirect to the root must just name the spelling that is mounted.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(chat_page))
@@ -86,8 +87,40 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/{*rest}", get(unknown))
 }
 
-async fn chat_page(request_headers: HeaderMap) -> Response {
-    serve("index.html", &request_headers)
+async fn chat_page(OriginalUri(original): OriginalUri, request_headers: HeaderMap) -> Response {
+    let Some(asset) = find("index.html") else {
+        return not_found(&request_headers);
+    };
+    // `{prefix}/ui` and `{prefix}/ui/` both mean the UI directory.
+    let mut dir = original.path().to_owned();
+    if !dir.ends_with('/') {
+        dir.push('/');
+    }
+    let page = String::from_utf8_lossy(asset.body).replacen(
+        BASE_PLACEHOLDER,
+        &format!("<base href=\"{}\">", escape_attribute(&dir)),
+        1,
+    );
+    respond(page.into_bytes().into(), HTML, &request_headers)
+}
+
+/// The `<base>` element of `index.html` that [`chat_page`] fills in.
+const BASE_PLACEHOLDER: &str = "<base href=\"./\">";
+
+/// Escapes a value for a double-quoted HTML attribute.
+fn escape_attribute(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 async fn sessions_page(request_headers: HeaderMap) -> Response {
@@ -124,35 +157,32 @@ fn find(path: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.path == path)
 }
 
-/// `"<hash>"` of every asset, computed once. SipHash with fixed keys is deterministic
-/// within one binary, which is all an ETag needs.
-fn etag(asset: &'static Asset) -> HeaderValue {
-    static TAGS: OnceLock<Vec<HeaderValue>> = OnceLock::new();
-    let tags = TAGS.get_or_init(|| {
-        ASSETS
-            .iter()
-            .map(|a| {
-                use std::hash::{Hash, Hasher};
-                #[allow(deprecated)] // SipHasher: stable keys, fine for an ETag.
-                let mut hasher = std::hash::SipHasher::new();
-                a.body.hash(&mut hasher);
-                HeaderValue::from_str(&format!("\"{:016x}\"", hasher.finish()))
-                    .unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
-            })
-            .collect()
-    });
-    ASSETS
-        .iter()
-        .position(|a| std::ptr::eq(a, asset))
-        .and_then(|i| tags.get(i).cloned())
-        .unwrap_or_else(|| HeaderValue::from_static("\"0\""))
+/// `"<hash>"` of a body. SipHash with fixed keys is deterministic within one binary,
+/// which is all an ETag needs; the bodies are small and embedded, so hashing per
+/// request costs microseconds.
+fn etag(body: &[u8]) -> HeaderValue {
+    use std::hash::{Hash, Hasher};
+    #[allow(deprecated)] // SipHasher: fixed keys, fine for an ETag.
+    let mut hasher = std::hash::SipHasher::new();
+    body.hash(&mut hasher);
+    HeaderValue::from_str(&format!("\"{:016x}\"", hasher.finish()))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
 }
 
 fn serve(path: &str, request_headers: &HeaderMap) -> Response {
-    let Some(asset) = find(path) else {
-        return not_found(request_headers);
-    };
-    let tag = etag(asset);
+    match find(path) {
+        Some(asset) => respond(
+            Bytes::from_static(asset.body),
+            asset.content_type,
+            request_headers,
+        ),
+        None => not_found(request_headers),
+    }
+}
+
+/// A 200 with the body, or a 304 when the client's `If-None-Match` names its ETag.
+fn respond(body: Bytes, content_type: &'static str, request_headers: &HeaderMap) -> Response {
+    let tag = etag(&body);
     let fresh = request_headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -165,11 +195,10 @@ fn serve(path: &str, request_headers: &HeaderMap) -> Response {
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let mut response = asset.body.into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(asset.content_type),
-        );
+        let mut response = body.into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         response
     };
     let headers = response.headers_mut();
@@ -210,13 +239,13 @@ fn csp(request_headers: &HeaderMap) -> HeaderValue {
     };
     let policy = format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         font-src 'self'; connect-src {connect}; manifest-src 'self'; base-uri 'none'; \
+         font-src 'self'; connect-src {connect}; manifest-src 'self'; base-uri 'self'; \
          form-action 'self'; frame-ancestors 'none'"
     );
     HeaderValue::from_str(&policy).unwrap_or_else(|_| {
         HeaderValue::from_static(
             "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
-             base-uri 'none'; frame-ancestors 'none'",
+             base-uri 'self'; frame-ancestors 'none'",
         )
     })
 }
@@ -276,6 +305,28 @@ mod tests {
             let body = body_text(response).await;
             assert!(body.contains(marker), "{uri} loads {marker}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_chat_page_names_its_directory_as_base_under_either_nesting() {
+        let with_slash = get_with(app(), "/chatbox/ui/", &[]).await;
+        assert!(body_text(with_slash)
+            .await
+            .contains(r#"<base href="/chatbox/ui/">"#));
+        let without = Router::new().nest("/chatbox", Router::new().nest("/ui", router()));
+        let response = get_with(without, "/chatbox/ui", &[]).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(body_text(response)
+            .await
+            .contains(r#"<base href="/chatbox/ui/">"#));
+    }
+
+    #[test]
+    fn attribute_values_are_escaped() {
+        assert_eq!(
+            escape_attribute(r#"/a"b<c>&'"#),
+            "/a&quot;b&lt;c&gt;&amp;&#39;"
+        );
     }
 
     #[tokio::test]
