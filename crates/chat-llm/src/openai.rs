@@ -108,7 +108,7 @@ pub(crate) struct OpenAiDecoder {
 }
 
 impl SseDecoder for OpenAiDecoder {
-    fn decode(&mut self, _event: &str, data: &str, out: &mut Vec<Decoded>) -> Result<(), LlmError> {
+    fn decode(&mut self, event: &str, data: &str, out: &mut Vec<Decoded>) -> Result<(), LlmError> {
         let data = data.trim();
         if data == "[DONE]" {
             out.push(Decoded::Finished);
@@ -116,11 +116,20 @@ impl SseDecoder for OpenAiDecoder {
         }
         let chunk: Value = match serde_json::from_str(data) {
             Ok(v) => v,
+            Err(_) if event == "error" => {
+                return Err(LlmError::Unavailable(format!(
+                    "provider reported: {}",
+                    crate::error::truncate_body(data)
+                )))
+            }
             Err(e) => {
                 out.push(Decoded::Malformed(format!("not JSON: {e}")));
                 return Ok(());
             }
         };
+        if event == "error" && chunk.get("error").is_none() {
+            return Err(in_stream_error(&chunk));
+        }
         if let Some(error) = chunk.get("error").filter(|e| !e.is_null()) {
             return Err(in_stream_error(error));
         }
@@ -247,6 +256,16 @@ mod tests {
         let (_, result, _) =
             decode(&[r#"{"error":{"message":"slow down","type":"rate_limit_exceeded"}}"#]);
         assert_eq!(result, Err(LlmError::RateLimited { retry_after: None }));
+    }
+
+    #[test]
+    fn sse_error_events_end_the_reply() {
+        let mut d = OpenAiDecoder::default();
+        let mut out = Vec::new();
+        let r = d.decode("error", r#"{"message":"upstream failed"}"#, &mut out);
+        assert!(matches!(r, Err(LlmError::Unavailable(m)) if m.contains("upstream failed")));
+        let r = d.decode("error", "plain text failure", &mut out);
+        assert!(matches!(r, Err(LlmError::Unavailable(m)) if m.contains("plain text failure")));
     }
 
     #[test]

@@ -139,6 +139,7 @@ impl ProviderRegistry {
     /// The provider ids tried, in order, for a reply with `selected`: the selected one
     /// (the default when `None` or unknown — e.g. a stored session whose model was
     /// removed from the config), then the fallback list without repeats.
+    /// `Some("")` means the default, like `None`.
     pub fn attempt_order(&self, selected: Option<&str>) -> Vec<&str> {
         let first = selected
             .and_then(|id| self.get(id))
@@ -168,6 +169,8 @@ impl ProviderRegistry {
         selected: Option<&str>,
         request: ChatRequest,
     ) -> Result<(String, EventStream), LlmError> {
+        // A session's stored model id is "" when it uses the default.
+        let selected = selected.filter(|id| !id.is_empty());
         if let Some(id) = selected.filter(|id| !self.contains(id)) {
             tracing::warn!(
                 provider = id,
