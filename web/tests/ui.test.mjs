@@ -52,12 +52,33 @@ function assertNoProblems(page) {
   assert.deepEqual(page.problems.dialogs, [], 'no dialogs');
 }
 
+const LINK = 'target="_blank" rel="noopener noreferrer nofollow"';
+/** Markdown source and the exact HTML the renderer must build for it. */
+const MARKDOWN_CASES = [
+  ['# Title', '<h3>Title</h3>'],
+  ['**b** and *i* and `c` and ~~s~~', '<p><strong>b</strong> and <em>i</em> and <code>c</code> and <del>s</del></p>'],
+  ['```js\n<b>x</b>\n```', '<pre><code data-lang="js">&lt;b&gt;x&lt;/b&gt;</code></pre>'],
+  ['- a\n- b', '<ul><li>a</li><li>b</li></ul>'],
+  ['3. three\n4. four', '<ol start="3"><li>three</li><li>four</li></ol>'],
+  ['> quoted', '<blockquote><p>quoted</p></blockquote>'],
+  ['line1\nline2\n\nnext', '<p>line1<br>line2</p><p>next</p>'],
+  ['[ok](https://example.org/x)', `<p><a href="https://example.org/x" ${LINK}>ok</a></p>`],
+  ['[bad](javascript:alert(1))', '<p>[bad](javascript:alert(1))</p>'],
+  ['[bad](data:text/html,x)', '<p>[bad](data:text/html,x)</p>'],
+  ['see https://example.org/a.', `<p>see <a href="https://example.org/a" ${LINK}>https://example.org/a</a>.</p>`],
+  ['<img src=x onerror=alert(1)>', '<p>&lt;img src=x onerror=alert(1)&gt;</p>'],
+  ['**<script>alert(1)</script>**', '<p><strong>&lt;script&gt;alert(1)&lt;/script&gt;</strong></p>'],
+  ['```\nunterminated <i>', '<pre><code>unterminated &lt;i&gt;</code></pre>'],
+  ['snake_case_name stays', '<p>snake_case_name stays</p>'],
+];
+
 describe('web UI in a real browser', () => {
   before(async () => {
     server = new ChatServer();
     await server.start();
     browser = await launchBrowser();
     userContext = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+    userContext.setDefaultTimeout(SHOW_MS);
     userPage = await watchedPage(userContext);
   });
 
@@ -227,6 +248,27 @@ describe('web UI in a real browser', () => {
     assert.equal(await userPage.evaluate(() => window.__xss), undefined);
     assert.equal(await userPage.locator('#messages img').count(), 0);
     assertNoProblems(userPage);
+  });
+
+  test('the Markdown renderer builds safe DOM', async () => {
+    const page = await watchedPage(userContext);
+    try {
+      await page.goto(server.ui(''));
+      // No token in this tab: the page asks to sign in instead of connecting.
+      await page.waitForSelector('#signin:not([hidden])');
+      const rendered = await page.evaluate(async (cases) => {
+        const { renderMarkdown } = await import('./assets/markdown.js');
+        return cases.map((source) => {
+          const div = document.createElement('div');
+          div.append(renderMarkdown(source));
+          return div.innerHTML;
+        });
+      }, MARKDOWN_CASES.map(([source]) => source));
+      MARKDOWN_CASES.forEach(([source, html], i) => assert.equal(rendered[i], html, JSON.stringify(source)));
+      assertNoProblems(page);
+    } finally {
+      await page.close();
+    }
   });
 
   test('the chat is usable at phone width', async () => {
