@@ -153,6 +153,30 @@ async fn finish(
         Outcome::Preempted | Outcome::Cancelled => Some(cancel_reason(router, &job.session)),
     };
 
+    // Memory first, so a client that sees the closing frame and asks the API right
+    // away finds the reply and the statistics.
+    let keep = !progress.text.is_empty() || matches!(outcome, Outcome::Completed);
+    let reply = keep.then(|| {
+        let mut reply = StoredMessage::text(Sender::Ai, progress.text.clone(), Utc::now());
+        if let Some(p) = &progress.provider {
+            reply.metadata.insert("provider".to_owned(), p.clone());
+        }
+        if let Some(reason) = &interrupted {
+            reply
+                .metadata
+                .insert(META_INTERRUPTED.to_owned(), reason.clone());
+        }
+        // Appending to a session that ended meanwhile is refused in memory; the reply
+        // is still stored below so history shows what the user saw.
+        let _ = job.session.append(reply.clone());
+        reply
+    });
+    let recorded = matches!(outcome, Outcome::Completed)
+        && job
+            .session
+            .record_response(elapsed_ms, i64::try_from(tokens).unwrap_or(i64::MAX))
+            .is_ok();
+
     // The closing frame, through the gate: after a takeover nothing is sent at all.
     match &outcome {
         Outcome::Completed | Outcome::Cancelled => {
@@ -197,49 +221,31 @@ async fn finish(
         Outcome::Preempted => {}
     }
 
-    if progress.text.is_empty() && !matches!(outcome, Outcome::Completed) {
-        return;
+    // Then durable storage (off the hot path behind the write-behind queue).
+    if let Some(reply) = reply {
+        router.persist(
+            "append_message",
+            store.append_message(session_id, &reply).await,
+        );
+        metrics::counter!("chatbox_messages_total", "sender" => "ai").increment(1);
     }
-    // Keep the reply, complete or partial (marked), so history matches what was shown.
-    let mut reply = StoredMessage::text(Sender::Ai, progress.text, Utc::now());
-    if let Some(p) = progress.provider {
-        reply.metadata.insert("provider".to_owned(), p);
-    }
-    if let Some(reason) = interrupted {
-        reply.metadata.insert(META_INTERRUPTED.to_owned(), reason);
-    }
-    // Appending to an ended session is refused; the reply is still stored (the
-    // conversation shows what the user saw).
-    let _ = job.session.append(reply.clone());
-    router.persist(
-        "append_message",
-        store.append_message(session_id, &reply).await,
-    );
-    metrics::counter!("chatbox_messages_total", "sender" => "ai").increment(1);
-
-    if matches!(outcome, Outcome::Completed) {
+    if recorded {
         metrics::histogram!("chatbox_llm_response_seconds")
             .record(job.started.elapsed().as_secs_f64());
         metrics::counter!("chatbox_llm_tokens_total").increment(tokens);
-        if job
-            .session
-            .record_response(elapsed_ms, i64::try_from(tokens).unwrap_or(i64::MAX))
-            .is_ok()
-        {
-            let stats = job.session.stats();
-            router.persist(
-                "update_stats",
-                store
-                    .update_stats(
-                        session_id,
-                        stats.total_tokens(),
-                        stats.max_ms(),
-                        stats.avg_ms(),
-                        stats.count(),
-                    )
-                    .await,
-            );
-        }
+        let stats = job.session.stats();
+        router.persist(
+            "update_stats",
+            store
+                .update_stats(
+                    session_id,
+                    stats.total_tokens(),
+                    stats.max_ms(),
+                    stats.avg_ms(),
+                    stats.count(),
+                )
+                .await,
+        );
     }
 }
 

@@ -33,6 +33,21 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Mint a JWT signed with the configured secret (JWT_SECRET or auth.jwt_secret).
+    Token {
+        /// The user id (`user_id` claim).
+        #[arg(long)]
+        user: String,
+        /// Add the `admin` role.
+        #[arg(long)]
+        admin: bool,
+        /// Display name (`name` claim; defaults to the user id).
+        #[arg(long)]
+        name: Option<String>,
+        /// Lifetime, e.g. `1h`, `30m`, `7d`.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
+    },
 }
 
 /// Parses arguments, runs the chosen command and maps the outcome to an exit code.
@@ -41,6 +56,12 @@ pub fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => run_serve(cli.config),
         Command::CheckConfig { file } => check_config(&file),
+        Command::Token {
+            user,
+            admin,
+            name,
+            ttl,
+        } => token(cli.config.as_deref(), &user, admin, name.as_deref(), ttl),
     }
 }
 
@@ -64,6 +85,78 @@ fn check_config(file: &std::path::Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(code) => code,
+    }
+}
+
+fn token(
+    path: Option<&std::path::Path>,
+    user: &str,
+    admin: bool,
+    name: Option<&str>,
+    ttl: std::time::Duration,
+) -> ExitCode {
+    let config = match load_or_report(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if config.jwt_secret_generated() {
+        eprintln!(
+            "no JWT secret is configured (set JWT_SECRET or auth.jwt_secret); in development \
+             without one, the server prints sign-in links with tokens when it starts"
+        );
+        return ExitCode::from(EXIT_INVALID_CONFIG);
+    }
+    let roles: &[&str] = if admin { &["admin"] } else { &[] };
+    match mint(&config, user, name, roles, ttl) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot mint a token: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A token signed with the configured secret and the first allowed algorithm.
+pub fn mint(
+    config: &Config,
+    user: &str,
+    name: Option<&str>,
+    roles: &[&str],
+    ttl: std::time::Duration,
+) -> Result<String, chat_auth::AuthError> {
+    let algorithm = config
+        .auth
+        .algorithms
+        .first()
+        .copied()
+        .unwrap_or(chat_config::JwtAlgorithm::HS256);
+    chat_auth::TokenIssuer::new(config.jwt_secret(), algorithm)?.issue(user, name, roles, ttl)
+}
+
+/// Development convenience: ready-to-open links for a local user and an admin.
+fn print_dev_links(config: &Config, base: &str) {
+    let ttl = std::time::Duration::from_secs(12 * 60 * 60);
+    let user = mint(config, "local-user", Some("Local User"), &[], ttl);
+    let admin = mint(config, "local-admin", Some("Local Admin"), &["admin"], ttl);
+    match (user, admin) {
+        (Ok(user), Ok(admin)) => {
+            let chat = config.route("/ui/");
+            let admin_page = config.route("/ui/admin");
+            println!();
+            println!("Development mode: open these links (tokens valid 12h, until restart):");
+            println!("  chat as a user:  {base}{chat}?token={user}");
+            println!("  admin console:   {base}{admin_page}?token={admin}");
+            println!(
+                "  WebSocket:       {}{}?token={user}",
+                base.replacen("http", "ws", 1),
+                config.route("/ws")
+            );
+            println!();
+        }
+        (Err(e), _) | (_, Err(e)) => eprintln!("cannot mint development tokens: {e}"),
     }
 }
 
@@ -103,6 +196,9 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
     // Machine-readable line: tests and scripts read the bound port from it.
     println!("listening on {local}");
     println!("chatbox {} at {}", config.route("/"), base);
+    if config.mode == chat_config::Mode::Development {
+        print_dev_links(&config, &base);
+    }
     tracing::info!(addr = %local, mode = ?config.mode, "chatbox listening");
     let token = CancellationToken::new();
     let signals = tokio::spawn(shutdown::cancel_on_signal(token.clone()));

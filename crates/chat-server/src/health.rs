@@ -152,3 +152,96 @@ pub async fn readyz(State(readiness): State<Arc<Readiness>>) -> impl IntoRespons
     };
     (status, Json(body))
 }
+
+/// Storage readiness: the backend answers a ping, and the write queue is not stuck.
+pub struct StorageCheck {
+    store: Arc<dyn chat_storage::SessionStore>,
+    backend: chat_config::StorageBackend,
+}
+
+impl StorageCheck {
+    /// A check of `store` (reported as `storage`, plus the legacy `mongodb` alias for
+    /// the MongoDB backend).
+    pub fn new(
+        store: Arc<dyn chat_storage::SessionStore>,
+        backend: chat_config::StorageBackend,
+    ) -> Self {
+        Self { store, backend }
+    }
+}
+
+#[async_trait::async_trait]
+impl ReadinessCheck for StorageCheck {
+    fn name(&self) -> &'static str {
+        "storage"
+    }
+
+    fn aliases(&self) -> Vec<&'static str> {
+        match self.backend {
+            chat_config::StorageBackend::Mongodb => vec!["mongodb"],
+            chat_config::StorageBackend::Embedded => Vec::new(),
+        }
+    }
+
+    async fn check(&self) -> CheckStatus {
+        let health = self.store.health();
+        let mut details = Map::new();
+        details.insert(
+            "backend".to_owned(),
+            Value::from(match self.backend {
+                chat_config::StorageBackend::Mongodb => "mongodb",
+                chat_config::StorageBackend::Embedded => "embedded",
+            }),
+        );
+        details.insert(
+            "pending_writes".to_owned(),
+            Value::from(health.pending_writes),
+        );
+        details.insert("degraded".to_owned(), Value::from(health.degraded));
+        match self.store.ping().await {
+            Err(e) => CheckStatus::failing(format!("storage unreachable: {e}"), details),
+            Ok(()) if health.degraded => CheckStatus::failing(
+                health
+                    .last_error
+                    .unwrap_or_else(|| "writes are waiting for the database".to_owned()),
+                details,
+            ),
+            Ok(()) => CheckStatus::ok(details),
+        }
+    }
+}
+
+/// LLM readiness: providers are configured (their health is per request, with
+/// deadlines and failover; probing a paid API on every readiness poll would cost money).
+pub struct LlmCheck {
+    providers: Arc<chat_llm::ProviderRegistry>,
+}
+
+impl LlmCheck {
+    /// A check over the configured providers.
+    pub fn new(providers: Arc<chat_llm::ProviderRegistry>) -> Self {
+        Self { providers }
+    }
+}
+
+#[async_trait::async_trait]
+impl ReadinessCheck for LlmCheck {
+    fn name(&self) -> &'static str {
+        "llm"
+    }
+
+    async fn check(&self) -> CheckStatus {
+        let models = self.providers.models();
+        let mut details = Map::new();
+        details.insert("providers".to_owned(), Value::from(models.len()));
+        details.insert(
+            "default".to_owned(),
+            Value::from(self.providers.default_id()),
+        );
+        if models.is_empty() {
+            CheckStatus::failing("no LLM provider configured", details)
+        } else {
+            CheckStatus::ok(details)
+        }
+    }
+}
