@@ -4,3 +4,4 @@
 
 pub mod fake_llm;
 pub mod mongo;
+pub mod ws_client;
