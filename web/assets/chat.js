@@ -17,6 +17,7 @@ import { errorItem, keepScrolled, messageItem, noticeItem, setBody } from './ren
 const $ = (id) => document.getElementById(id);
 const TYPING_SHOWN_MS = 4000;
 const TYPING_SEND_EVERY_MS = 3000;
+const STOP_GRACE_MS = 3000;
 
 const { token, claims } = startPage();
 const list = $('messages');
@@ -53,6 +54,7 @@ const state = {
   queue: null, // frames held while history loads
   resetOnNext: false, // set by `loading`: a restarted server numbers from 1 again
   lastTypingSent: 0,
+  lastSent: null, // { item, content, at } of the last message sent, until accepted
 };
 
 function save() {
@@ -202,15 +204,15 @@ async function onConnected(status) {
     if (!active) {
       // No active session: show the last one this tab knew (e.g. after a restart
       // that ended it) so nothing visibly disappears; the next message starts anew.
+      // The server binds the next message to the user's active session (it may
+      // rehydrate this one from the store) or starts a new one, and says which.
       if (state.sid && state.historyFor !== state.sid) {
         try {
           await loadHistory(state.sid);
-          append(noticeItem('This conversation has ended. Your next message starts a new one.'));
         } catch {
           list.replaceChildren();
         }
       }
-      adoptSession('');
       return;
     }
     if (active === state.sid && state.historyFor === active) {
@@ -245,6 +247,7 @@ function handleFrame(f) {
       $('share').disabled = !state.sid;
       break;
     case 'loading':
+      state.lastSent = null; // accepted
       // A new reply starts live: nothing to deduplicate, and its first chunk opens a
       // new seq range (a restarted server numbers from 1 again).
       state.dedupeActive = false;
@@ -422,8 +425,21 @@ function adminLabel(name) {
   return name ? `${name} (admin)` : 'Admin';
 }
 
+/** Errors that mean the message just sent was refused (not stored). */
+const REFUSED = ['TOO_MANY_REQUESTS', 'RATE_LIMITED', 'INVALID_FORMAT', 'DATABASE_ERROR', 'FORBIDDEN', 'NOT_FOUND', 'UNAUTHORIZED'];
+const REFUSAL_WINDOW_MS = 10000;
+
 function onError(err) {
   const code = err.code || 'ERROR';
+  const sent = state.lastSent;
+  if (sent && REFUSED.includes(code) && Date.now() - sent.at < REFUSAL_WINDOW_MS) {
+    state.lastSent = null;
+    sent.item.classList.add('failed');
+    sent.item.querySelector('.msg-meta').append(el('span', { class: 'msg-failed', text: 'not sent' }));
+    const i = state.unconfirmed.indexOf(sent.content);
+    if (i >= 0) state.unconfirmed.splice(i, 1);
+    if (!input.value) input.value = sent.content; // nothing typed is lost
+  }
   let message = err.message || 'Something went wrong.';
   if (err.retry_after) message += ` Try again in ${Math.ceil(err.retry_after / 1000)} s.`;
   if (state.reply && code !== 'INVALID_FORMAT' && code !== 'RATE_LIMITED' && code !== 'TOO_MANY_REQUESTS') finishReply(true);
@@ -465,6 +481,10 @@ $('model').addEventListener('change', (e) => {
 function sendMessage() {
   const content = input.value.trim();
   if (!content || state.readOnly) return;
+  if (state.busy && !state.assistedBy) {
+    append(errorItem('A reply is still being written. Wait for it or press Stop.', 'BUSY'));
+    return;
+  }
   const frame = { type: 'user_message', content };
   if (state.sid) frame.session_id = state.sid;
   if (!socket || !socket.send(frame)) {
@@ -474,7 +494,8 @@ function sendMessage() {
   state.dedupeActive = false;
   state.unconfirmed.push(content);
   if (state.unconfirmed.length > 50) state.unconfirmed.shift();
-  append(messageItem({ sender: 'user', content, timestamp: new Date().toISOString() }, SENDER_NAMES), true);
+  const item = append(messageItem({ sender: 'user', content, timestamp: new Date().toISOString() }, SENDER_NAMES), true);
+  state.lastSent = { item, content, at: Date.now() };
   input.value = '';
   if (!state.assistedBy) setBusy(true);
 }
@@ -504,15 +525,21 @@ stopBtn.addEventListener('click', () => {
   if (state.sid) frame.session_id = state.sid;
   if (socket.send(frame)) {
     stopBtn.disabled = true;
-    if (state.reply) state.reply.item.classList.add('stopping');
+    const reply = state.reply;
+    if (reply) reply.item.classList.add('stopping');
+    // The server ends a stopped reply with its final chunk. If none comes (the
+    // generation was already gone, e.g. after a server restart), end it here.
+    setTimeout(() => {
+      if (state.busy && state.reply === reply) finishReply(true);
+    }, STOP_GRACE_MS);
   }
 });
 
 $('help').addEventListener('click', () => {
   const frame = { type: 'help_request' };
   if (state.sid) frame.session_id = state.sid;
-  if (socket && socket.send(frame)) append(noticeItem('Help requested. An administrator has been notified.'));
-  else append(errorItem('Not connected: help could not be requested.', 'OFFLINE'));
+  // The server confirms with a `notification`.
+  if (!socket || !socket.send(frame)) append(errorItem('Not connected: help could not be requested.', 'OFFLINE'));
 });
 
 $('share').addEventListener('click', async () => {

@@ -136,6 +136,25 @@ describe('web UI in a real browser', () => {
     assertNoProblems(userPage);
   });
 
+  test('Stop ends a reply early and keeps what was written', async () => {
+    const message = longMessage('halt', 80);
+    const reply = echoReply(message);
+    await send(userPage, message);
+    await userPage.waitForFunction(
+      () => (document.querySelector('#messages .msg-ai.streaming')?.dataset.text || '').length > 10,
+      null,
+      { timeout: SHOW_MS },
+    );
+    await userPage.click('#stop');
+    await userPage.waitForFunction(() => !document.querySelector('#messages .msg-ai.streaming'), null, { timeout: SHOW_MS });
+    const text = await userPage.locator('#messages .msg-ai').last().getAttribute('data-text');
+    assert.ok(reply.startsWith(text) && text.length < reply.length, `partial reply kept: ${text}`);
+    // The composer is free again: the next message gets a full reply.
+    await send(userPage, 'after stop');
+    await waitForReply(userPage, echoReply('after stop'));
+    assertNoProblems(userPage);
+  });
+
   test('the conversation is still there after a server restart', async () => {
     const first = longMessage('stream', 20);
     await server.stop();
