@@ -100,7 +100,7 @@ async function loadSessions() {
     $('sessions-body').replaceChildren(...rows);
     const first = body.count ? body.offset + 1 : 0;
     const last = body.offset + body.count;
-    $('page-info').textContent = `${first}–${last} of ${body.total}`;
+    $('page-info').textContent = body.count ? `${first}–${last} of ${body.total}` : `0 of ${body.total}`;
     $('prev').disabled = body.offset <= 0;
     $('next').disabled = last >= body.total;
     $('table-status').textContent = body.total ? '' : 'No sessions match these filters.';
