@@ -472,3 +472,17 @@ fn real_loom_output_lists_every_model_with_its_iterations() {
     assert_eq!(torn.iterations, Some(33));
     assert_eq!(models[0].case.suite, "loom_connection");
 }
+
+#[test]
+fn real_llvm_cov_export_sums_lines_per_crate() {
+    let json = include_str!("verify_data/llvm-cov-chat-config.json");
+    let summary =
+        xtask::verify::coverage::parse_llvm_cov_json(json, std::path::Path::new("/work/main"))
+            .unwrap();
+    assert_eq!(summary.crates.len(), 1);
+    let config = &summary.crates[0];
+    assert_eq!(config.name, "chat-config");
+    assert!(config.core);
+    assert_eq!((config.lines_covered, config.lines_total), (918, 994));
+    assert_eq!(summary.below_floor().count(), 0);
+}
