@@ -479,6 +479,8 @@ impl MessageRouter {
 
         let now = Utc::now();
         let stored = StoredMessage::text(Sender::User, content.clone(), now);
+        // The session names itself from its first user message (PROTOCOL §4).
+        let name_before = session.name();
         if let Err(e) = session.append(stored.clone()) {
             release_slot();
             return Err(session_error(e, &session_id));
@@ -493,13 +495,11 @@ impl MessageRouter {
             .session(&session_id));
         }
         metrics::counter!("chatbox_messages_total", "sender" => "user").increment(1);
-        if session.set_name_if_unset(&content) {
+        let name_after = session.name();
+        if name_after != name_before {
             self.persist(
                 "update_name",
-                self.deps
-                    .store
-                    .update_name(&session_id, &session.name())
-                    .await,
+                self.deps.store.update_name(&session_id, &name_after).await,
             );
         }
 

@@ -52,6 +52,10 @@ async fn production_issue_02_session_id_consistency() {
     );
     let log = h.log.lock().clone();
     assert_eq!(log.first(), Some(&Write::Create(id.clone())));
+    assert!(
+        log.contains(&Write::Name(id.clone())),
+        "the derived name is persisted"
+    );
     assert!(log
         .iter()
         .any(|w| matches!(w, Write::Append(sid, m) if sid == &id && m.content == "hello")));
