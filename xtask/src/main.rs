@@ -17,6 +17,9 @@ enum Task {
         /// Skip the loom models.
         #[arg(long)]
         skip_loom: bool,
+        /// Skip the real-browser tests of the web UI.
+        #[arg(long)]
+        skip_browser: bool,
     },
     /// Production readiness: every check, the 19 issues' verdicts, and the report in
     /// target/readiness/ (exits non-zero unless every issue is resolved).
@@ -37,9 +40,13 @@ enum Task {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
-        Task::Test { skip_loom } => {
-            xtask::test_suite::run(xtask::test_suite::TestOptions { skip_loom })
-        }
+        Task::Test {
+            skip_loom,
+            skip_browser,
+        } => xtask::test_suite::run(xtask::test_suite::TestOptions {
+            skip_loom,
+            skip_browser,
+        }),
         Task::Verify { quick, config } => {
             let options = xtask::verify::VerifyOptions { quick, config };
             if xtask::verify::run(&options)? {

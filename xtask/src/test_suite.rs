@@ -3,7 +3,8 @@
 //! It provisions what the tests need first (the MongoDB-wire test server), so a fresh
 //! machine needs nothing installed by hand, then runs: every unit and integration test
 //! (nextest when installed, else `cargo test`), the doc tests, the storage conformance
-//! suite a second time against MongoDB, and the loom models.
+//! suite a second time against MongoDB, the loom models, and the web UI in a real
+//! headless browser.
 
 use std::path::Path;
 
@@ -16,6 +17,8 @@ use crate::run::{cargo, has_program, step, workspace_root};
 pub struct TestOptions {
     /// Skip the loom models (they rebuild the concurrent crates with `--cfg loom`).
     pub skip_loom: bool,
+    /// Skip the real-browser tests of the web UI.
+    pub skip_browser: bool,
 }
 
 /// Runs the suite; the first failing step fails the whole run.
@@ -75,6 +78,14 @@ pub fn run(options: TestOptions) -> anyhow::Result<()> {
 
     if !options.skip_loom {
         step("loom models", &mut loom_command(&root))?;
+    }
+
+    let browser = root.join("web/tests/run.sh");
+    if !options.skip_browser && browser.is_file() {
+        // Installs Chromium and playwright-core on first use, builds the server.
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg(&browser).current_dir(&root);
+        step("browser tests of the web UI (headless Chromium)", &mut cmd)?;
     }
     Ok(())
 }
