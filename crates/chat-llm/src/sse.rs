@@ -7,6 +7,7 @@
 //! and the first parser or transport error ends the stream.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use bytes::Bytes;
 use eventsource_stream::{EventStreamError, Eventsource};
@@ -60,6 +61,7 @@ where
     let state = Driver {
         sse: Some(Box::pin(sse)),
         decoder,
+        ended: false,
         pending: VecDeque::new(),
         scratch: Vec::new(),
         prompt_chars,
@@ -76,10 +78,13 @@ type SseEvents = std::pin::Pin<
 >;
 
 struct Driver<D> {
-    /// `None` once the reply ended; dropping it releases the connection.
+    /// `None` once the reply is over; dropping it releases the connection.
     sse: Option<SseEvents>,
     decoder: D,
-    /// Items decoded but not yet handed out (one SSE event can yield several).
+    /// The provider's end marker was seen: the rest of the body is drained (so the
+    /// connection can go back to the pool), then usage and `Done` follow.
+    ended: bool,
+    /// Items decoded but not yet handed out (one SSE event yields at most a few).
     pending: VecDeque<Result<StreamEvent, LlmError>>,
     scratch: Vec<Decoded>,
     prompt_chars: usize,
@@ -89,15 +94,29 @@ struct Driver<D> {
     malformed: usize,
 }
 
+/// How long the rest of a body is read after the end marker. Real providers close
+/// right after it; reading to the end lets the HTTP connection be reused, and the
+/// bound keeps a server that lingers from delaying `Done`.
+const DRAIN_LIMIT: Duration = Duration::from_millis(250);
+
 impl<D: SseDecoder> Driver<D> {
     async fn next(mut self) -> Option<(Result<StreamEvent, LlmError>, Self)> {
         loop {
             if let Some(item) = self.pending.pop_front() {
                 return Some((item, self));
             }
-            let sse = self.sse.as_mut()?;
+            let mut sse = self.sse.take()?;
+            if self.ended {
+                drain(&mut sse).await;
+                drop(sse);
+                self.complete();
+                continue;
+            }
             match sse.next().await {
-                Some(Ok(event)) => self.on_event(&event.event, &event.data),
+                Some(Ok(event)) => {
+                    self.sse = Some(sse);
+                    self.on_event(&event.event, &event.data);
+                }
                 Some(Err(e)) => {
                     let error = match e {
                         EventStreamError::Transport(e) => e,
@@ -108,12 +127,12 @@ impl<D: SseDecoder> Driver<D> {
                             LlmError::Protocol(format!("unparseable event stream: {:?}", e.code))
                         }
                     };
-                    self.fail(error);
+                    self.pending.push_back(Err(error));
                 }
-                None if self.decoder.complete_at_eof() => self.finish(),
-                None => self.fail(LlmError::Unavailable(
+                None if self.decoder.complete_at_eof() => self.complete(),
+                None => self.pending.push_back(Err(LlmError::Unavailable(
                     "the provider closed the stream before the reply was complete".to_owned(),
-                )),
+                ))),
             }
         }
     }
@@ -132,7 +151,7 @@ impl<D: SseDecoder> Driver<D> {
                 Decoded::PromptTokens(n) => self.prompt_tokens = Some(n),
                 Decoded::CompletionTokens(n) => self.completion_tokens = Some(n),
                 Decoded::Finished => {
-                    self.finish();
+                    self.ended = true;
                     break;
                 }
                 Decoded::Malformed(reason) => {
@@ -149,16 +168,14 @@ impl<D: SseDecoder> Driver<D> {
         }
         self.scratch = out;
         if let Err(e) = result {
-            if self.sse.is_some() {
+            if !self.ended {
                 self.fail(e);
             }
         }
     }
 
-    fn finish(&mut self) {
-        if self.sse.take().is_none() {
-            return;
-        }
+    /// Usage (reported, else estimated) and `Done`.
+    fn complete(&mut self) {
         let estimate = Usage::estimate(self.prompt_chars, self.completion_chars);
         let usage = Usage {
             prompt_tokens: self.prompt_tokens.unwrap_or(estimate.prompt_tokens),
@@ -169,11 +186,18 @@ impl<D: SseDecoder> Driver<D> {
         self.pending.push_back(Ok(StreamEvent::Done));
     }
 
+    /// Ends the reply with `error` (once), releasing the connection now.
     fn fail(&mut self, error: LlmError) {
         if self.sse.take().is_some() {
             self.pending.push_back(Err(error));
         }
     }
+}
+
+/// Reads and discards the rest of the body, up to [`DRAIN_LIMIT`] or the first error.
+async fn drain(sse: &mut SseEvents) {
+    let rest = async { while let Some(Ok(_)) = sse.next().await {} };
+    let _ = tokio::time::timeout(DRAIN_LIMIT, rest).await;
 }
 
 /// Lossy UTF-8 decoding across chunk boundaries plus the [`MAX_REPLY_BYTES`] cap.
@@ -330,7 +354,10 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn arbitrary_bytes_never_panic_and_end_once(chunks in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..64), 0..16)) {
-            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
             let out: Vec<_> = rt.block_on(async {
                 let body = futures::stream::iter(chunks.into_iter().map(|c| Ok::<_, Infallible>(Bytes::from(c))));
                 decode_stream(body, Echo, 0).collect::<Vec<_>>().await
@@ -370,6 +397,7 @@ mod tests {
 
     fn run_decoder(decoder: u8, body: Vec<u8>, split: usize) -> Vec<Result<StreamEvent, LlmError>> {
         let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .unwrap();
         rt.block_on(async move {

@@ -374,3 +374,46 @@ async fn api_keys_never_appear_in_debug_output_or_errors() {
     assert!(!format!("{p:?}").contains(&key_for("p1")));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn sequential_replies_reuse_one_pooled_connection() {
+    for format in FORMATS {
+        let server = FakeLlmServer::start(Script::reply(["a", "b"]).usage(1, 1))
+            .await
+            .unwrap();
+        let p = provider(&server, format, RetryPolicy::none()).await;
+        for _ in 0..3 {
+            let items = collect(p.stream(ChatRequest::single("hi")).await.unwrap()).await;
+            assert_eq!(items.last(), Some(&Ok(StreamEvent::Done)));
+        }
+        assert_eq!(server.request_count(), 3);
+        assert_eq!(
+            server.connections_accepted(),
+            1,
+            "{format:?}: the connection was not reused"
+        );
+        server.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn dropping_a_stream_mid_reply_closes_the_provider_connection() {
+    for format in FORMATS {
+        let server = FakeLlmServer::start(Script::reply(["a", "b", "c"]).hang_after(1))
+            .await
+            .unwrap();
+        let p = provider(&server, format, RetryPolicy::none()).await;
+        let mut stream = p.stream(ChatRequest::single("hi")).await.unwrap();
+        let first = futures::StreamExt::next(&mut stream).await;
+        assert_eq!(first, Some(Ok(StreamEvent::Delta("a".into()))));
+        assert_eq!(server.open_streams(), 1);
+        drop(stream); // what `stop` does
+        assert!(
+            server
+                .wait_for_open_streams(0, Duration::from_secs(5))
+                .await,
+            "{format:?}: the connection stayed open after the stream was dropped"
+        );
+        server.shutdown().await;
+    }
+}

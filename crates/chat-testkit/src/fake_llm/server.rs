@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use axum::Router;
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -74,6 +75,15 @@ impl FakeLlmServer {
     pub async fn run(self) -> std::io::Result<FakeLlmHandle> {
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        let listener = listener.tap_io(move |tcp| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            // Each SSE event leaves at once (no Nagle delay), as from a real provider.
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "fake LLM server: set_nodelay failed");
+            }
+        });
         let shared = Arc::new(Shared {
             scripts: Mutex::new(Scripts {
                 default: self.default,
@@ -83,6 +93,7 @@ impl FakeLlmServer {
             requests: Mutex::new(VecDeque::new()),
             request_count: AtomicUsize::new(0),
             open_streams: AtomicUsize::new(0),
+            connections,
             shutdown: CancellationToken::new(),
         });
         let app = Router::new()
@@ -120,6 +131,9 @@ struct Shared {
     requests: Mutex<VecDeque<RecordedRequest>>,
     request_count: AtomicUsize,
     open_streams: AtomicUsize,
+    /// TCP connections accepted since start (pooling makes this smaller than the
+    /// request count).
+    connections: Arc<AtomicUsize>,
     shutdown: CancellationToken,
 }
 
@@ -200,6 +214,12 @@ impl FakeLlmHandle {
     /// Requests received since start (not capped).
     pub fn request_count(&self) -> usize {
         self.shared.request_count.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted since start; with a pooling client, sequential
+    /// requests share one.
+    pub fn connections_accepted(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
     }
 
     /// Requests currently being answered: waiting before headers or streaming a body.
