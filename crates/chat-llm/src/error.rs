@@ -104,6 +104,21 @@ impl LlmError {
         !matches!(self, Self::Unauthorized(_) | Self::BadRequest(_))
     }
 
+    /// A short, stable name of the variant for metric labels
+    /// (`chatbox_llm_provider_attempts_total{outcome}`).
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::FirstTokenTimeout => "first_token_timeout",
+            Self::IdleTimeout => "idle_timeout",
+            Self::TotalTimeout => "total_timeout",
+            Self::Unavailable(_) => "unavailable",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::BadRequest(_) => "bad_request",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Protocol(_) => "protocol",
+        }
+    }
+
     /// Log level for this failure: operator mistakes (credentials, malformed requests,
     /// protocol violations) are errors; load and latency problems are warnings.
     pub fn log_level(&self) -> tracing::Level {

@@ -185,7 +185,19 @@ impl ProviderRegistry {
                 continue;
             };
             let is_last = i + 1 == order.len();
-            match self.attempt(provider.as_ref(), request.clone()).await {
+            let outcome = self.attempt(provider.as_ref(), request.clone()).await;
+            // Labels are provider ids from the configuration: bounded cardinality.
+            let label = match &outcome {
+                Ok(_) => "ok",
+                Err(e) => e.metric_label(),
+            };
+            metrics::counter!(
+                "chatbox_llm_provider_attempts_total",
+                "provider" => (*id).to_owned(),
+                "outcome" => label
+            )
+            .increment(1);
+            match outcome {
                 Ok(stream) => {
                     if i > 0 {
                         tracing::info!(
@@ -198,6 +210,11 @@ impl ProviderRegistry {
                 }
                 Err(error) => {
                     if !is_last {
+                        metrics::counter!(
+                            "chatbox_llm_failovers_total",
+                            "from" => (*id).to_owned()
+                        )
+                        .increment(1);
                         tracing::warn!(provider = *id, %error, next = order[i + 1], "provider failed before its first token; failing over");
                     }
                     last_error = error;
