@@ -543,7 +543,7 @@ impl SessionStore for MongoStore {
         let document = document::to_document(session, &self.enc)?;
         let inserted = self
             .retry
-            .run("create_session", || {
+            .run("insert_session", || {
                 let sessions = self.sessions.clone();
                 let document = document.clone();
                 async move {

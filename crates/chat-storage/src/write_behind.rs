@@ -510,3 +510,180 @@ impl SessionStore for WriteBehindStore {
         Ok(left)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MockSessionStore;
+    use chat_session::model::Sender;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn backoff() -> RetryPolicy {
+        RetryPolicy::new(
+            1,
+            Duration::from_millis(100),
+            Duration::from_secs(1),
+            Duration::from_secs(5),
+        )
+    }
+
+    fn message(text: &str) -> StoredMessage {
+        StoredMessage::text(Sender::User, text, Utc::now())
+    }
+
+    /// `(session id, content)` of every applied append, in order.
+    type AppliedLog = Arc<Mutex<Vec<(String, String)>>>;
+
+    fn recording_store(
+        fail_first: usize,
+        error: fn() -> StoreError,
+    ) -> (MockSessionStore, AppliedLog) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut mock = MockSessionStore::new();
+        let seen = log.clone();
+        mock.expect_append_message().returning(move |id, m| {
+            if calls.fetch_add(1, Ordering::SeqCst) < fail_first {
+                return Err(error());
+            }
+            seen.lock().push((id.to_owned(), m.content.clone()));
+            Ok(())
+        });
+        mock.expect_shutdown().returning(|_| Ok(0));
+        (mock, log)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_of_each_session_are_applied_in_order() {
+        let (mock, log) = recording_store(0, || StoreError::Unavailable("x".into()));
+        let store =
+            WriteBehindStore::start(Arc::new(mock), 1000, backoff(), Duration::from_secs(1));
+        for i in 0..100 {
+            for id in ["a", "b", "c"] {
+                store
+                    .append_message(id, &message(&format!("{i}")))
+                    .await
+                    .unwrap();
+            }
+        }
+        assert_eq!(store.flush(Duration::from_secs(10)).await, 0);
+        let log = log.lock().clone();
+        assert_eq!(log.len(), 300);
+        for id in ["a", "b", "c"] {
+            let order: Vec<_> = log
+                .iter()
+                .filter(|(s, _)| s == id)
+                .map(|(_, c)| c.clone())
+                .collect();
+            let expected: Vec<_> = (0..100).map(|i| i.to_string()).collect();
+            assert_eq!(order, expected, "session {id}");
+        }
+        assert_eq!(store.shutdown(Duration::from_secs(1)).await.unwrap(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transient_failure_keeps_the_write_queued_until_it_succeeds() {
+        let (mock, log) = recording_store(5, || StoreError::Unavailable("down".into()));
+        let store =
+            WriteBehindStore::start(Arc::new(mock), 1000, backoff(), Duration::from_secs(1));
+        store.append_message("s", &message("first")).await.unwrap();
+        store.append_message("s", &message("second")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let health = store.health();
+        assert!(health.degraded && health.pending_writes == 2, "{health:?}");
+        assert!(health.last_error.is_some());
+        assert_eq!(store.flush(Duration::from_secs(60)).await, 0);
+        assert!(!store.is_degraded());
+        assert_eq!(store.last_error(), None);
+        let contents: Vec<_> = log.lock().iter().map(|(_, c)| c.clone()).collect();
+        assert_eq!(contents, ["first", "second"]);
+        store.shutdown(Duration::from_secs(1)).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_permanent_failure_is_reported_and_skipped() {
+        let (mock, log) = recording_store(1, || StoreError::NotFound("s".into()));
+        let store =
+            WriteBehindStore::start(Arc::new(mock), 1000, backoff(), Duration::from_secs(1));
+        store
+            .append_message("s", &message("refused"))
+            .await
+            .unwrap();
+        store
+            .append_message("s", &message("applied"))
+            .await
+            .unwrap();
+        assert_eq!(store.flush(Duration::from_secs(10)).await, 0);
+        let contents: Vec<_> = log.lock().iter().map(|(_, c)| c.clone()).collect();
+        assert_eq!(contents, ["applied"]);
+        store.shutdown(Duration::from_secs(1)).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_refuses_writes_and_shutdown_reports_what_is_left() {
+        let (mock, _log) = recording_store(usize::MAX, || StoreError::Unavailable("down".into()));
+        let store = WriteBehindStore::start(Arc::new(mock), 3, backoff(), Duration::from_secs(1));
+        for i in 0..3 {
+            store
+                .append_message("s", &message(&i.to_string()))
+                .await
+                .unwrap();
+        }
+        assert!(matches!(
+            store.append_message("s", &message("x")).await,
+            Err(StoreError::QueueFull { capacity: 3 })
+        ));
+        assert_eq!(store.shutdown(Duration::from_secs(2)).await.unwrap(), 3);
+        assert!(matches!(
+            store.append_message("s", &message("late")).await,
+            Err(StoreError::ShuttingDown)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn creation_answers_synchronously_unless_the_database_is_down() {
+        let mut mock = MockSessionStore::new();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        mock.expect_create_session()
+            .returning(move |s| match c.fetch_add(1, Ordering::SeqCst) {
+                0 => Err(StoreError::ActiveSessionExists {
+                    existing_id: "other".into(),
+                }),
+                1 => Err(StoreError::Unavailable("down".into())),
+                _ => {
+                    assert_eq!(s.id, "queued");
+                    Ok(())
+                }
+            });
+        mock.expect_shutdown().returning(|_| Ok(0));
+        let store = WriteBehindStore::start(Arc::new(mock), 10, backoff(), Duration::from_secs(1));
+        let snapshot = |id: &str| SessionSnapshot {
+            id: id.to_owned(),
+            user_id: "u".to_owned(),
+            name: String::new(),
+            model_id: String::new(),
+            messages: Vec::new(),
+            start_time: Utc::now(),
+            end_time: None,
+            last_activity: Utc::now(),
+            admin_assisted: false,
+            assisting_admin_id: None,
+            assisting_admin_name: None,
+            help_requested: false,
+            total_tokens: 0,
+            max_response_time_ms: 0,
+            avg_response_time_ms: 0,
+            response_count: 0,
+            share_token: None,
+        };
+        assert!(matches!(
+            store.create_session(&snapshot("refused")).await,
+            Err(StoreError::ActiveSessionExists { .. })
+        ));
+        store.create_session(&snapshot("queued")).await.unwrap();
+        assert_eq!(store.flush(Duration::from_secs(10)).await, 0);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        store.shutdown(Duration::from_secs(1)).await.unwrap();
+    }
+}
