@@ -82,7 +82,7 @@ pub fn run(options: &VerifyOptions) -> anyhow::Result<bool> {
                 if l.success {
                     "formatted".to_owned()
                 } else {
-                    first_lines(&l.output(), 3)
+                    fmt_summary(&l.output())
                 }
             },
         ),
@@ -143,7 +143,7 @@ pub fn run(options: &VerifyOptions) -> anyhow::Result<bool> {
     record(
         &mut collected,
         command_check("doctests", "Doc tests", true, doc, &progress, |l| {
-            libtest_summary(&libtest::parse_libtest(&l.output(), "doc"), l.success)
+            libtest_summary(&l.output(), l.success)
         }),
     );
 
@@ -752,13 +752,33 @@ fn counts(tests: &[TestCase]) -> (usize, usize, usize) {
     )
 }
 
-fn libtest_summary(cases: &[libtest::LibtestCase], success: bool) -> String {
-    let tests: Vec<TestCase> = cases.iter().map(|c| c.case.clone()).collect();
-    let (p, f, s) = counts(&tests);
-    if !success && tests.is_empty() {
-        "failed before running (see the log)".to_owned()
+fn libtest_summary(output: &str, success: bool) -> String {
+    match libtest::result_totals(output) {
+        Some((p, f, i)) => format!("{p} passed, {f} failed, {i} ignored"),
+        None if success => "no test ran".to_owned(),
+        None => format!("failed before running: {}", first_error(output)),
+    }
+}
+
+/// The files `cargo fmt --check` would change (`Diff in <file>:<line>:` lines).
+fn fmt_summary(output: &str) -> String {
+    let root = format!("{}/", workspace_root().display());
+    let mut files: Vec<&str> = output
+        .lines()
+        .filter_map(|l| l.strip_prefix("Diff in "))
+        .filter_map(|rest| rest.split(':').next())
+        .map(|file| file.strip_prefix(root.as_str()).unwrap_or(file))
+        .collect();
+    files.sort_unstable();
+    files.dedup();
+    if files.is_empty() {
+        first_lines(output, 3)
     } else {
-        format!("{p} passed, {f} failed, {s} ignored")
+        format!(
+            "{} file(s) need formatting: {}",
+            files.len(),
+            files.join(", ")
+        )
     }
 }
 

@@ -67,23 +67,16 @@ pub fn parse_junit(xml: &str, run: &str) -> Result<Vec<TestCase>, JunitError> {
                 }
                 in_text_element = false;
             }
-            Event::Start(e) | Event::Empty(e) => {
+            Event::Start(e) => {
+                in_text_element = current
+                    .as_mut()
+                    .is_some_and(|case| child_element(case, &e, true));
+            }
+            Event::Empty(e) => {
                 if let Some(case) = current.as_mut() {
-                    let name = e.name();
-                    let name = name.as_ref();
-                    if FAILURE_ELEMENTS.contains(&name) {
-                        case.outcome = TestOutcome::Failed;
-                        if let Some(message) = attr(&e, b"message") {
-                            push_output(&mut case.output, &message);
-                        }
-                    } else if name == b"skipped" && case.outcome != TestOutcome::Failed {
-                        case.outcome = TestOutcome::Skipped;
-                    }
-                    in_text_element = is_text_element(name);
-                    if in_text_element {
-                        start_block(&mut case.output);
-                    }
+                    child_element(case, &e, false);
                 }
+                in_text_element = false;
             }
             Event::End(_) => in_text_element = false,
             Event::Text(t) if in_text_element => {
@@ -115,6 +108,26 @@ pub fn parse_junit(xml: &str, run: &str) -> Result<Vec<TestCase>, JunitError> {
         }
     }
     Ok(cases)
+}
+
+/// Applies an element inside a `<testcase>` to it; returns whether the element's text
+/// (only an open element, `has_body`, has any) is output to keep.
+fn child_element(case: &mut TestCase, e: &BytesStart<'_>, has_body: bool) -> bool {
+    let name = e.name();
+    let name = name.as_ref();
+    if FAILURE_ELEMENTS.contains(&name) {
+        case.outcome = TestOutcome::Failed;
+        if let Some(message) = attr(e, b"message") {
+            push_output(&mut case.output, &message);
+        }
+    } else if name == b"skipped" && case.outcome != TestOutcome::Failed {
+        case.outcome = TestOutcome::Skipped;
+    }
+    let keep_text = has_body && is_text_element(name);
+    if keep_text {
+        start_block(&mut case.output);
+    }
+    keep_text
 }
 
 /// Elements whose text is test output worth showing next to a failure.

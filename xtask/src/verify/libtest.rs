@@ -98,6 +98,36 @@ pub fn parse_libtest(output: &str, run: &str) -> Vec<LibtestCase> {
     cases
 }
 
+/// Sums libtest's `test result: …. N passed; M failed; K ignored` lines over every test
+/// binary (doc tests included); `None` when no binary reported a result.
+pub fn result_totals(output: &str) -> Option<(u64, u64, u64)> {
+    let mut totals: Option<(u64, u64, u64)> = None;
+    for line in output.lines() {
+        let Some(rest) = strip_ansi(line)
+            .trim()
+            .strip_prefix("test result: ")
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        let t = totals.get_or_insert((0, 0, 0));
+        for part in rest.split(['.', ';']) {
+            let mut words = part.split_whitespace();
+            if let (Some(n), Some(kind)) = (words.next(), words.next()) {
+                if let Ok(n) = n.parse::<u64>() {
+                    match kind {
+                        "passed" => t.0 += n,
+                        "failed" => t.1 += n,
+                        "ignored" => t.2 += n,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    totals
+}
+
 fn finish(
     run: &str,
     suite: &str,
@@ -271,6 +301,14 @@ FAILED
         assert_eq!(cases[1].case.outcome, TestOutcome::Failed);
         assert_eq!(cases[1].iterations, None);
         assert!(cases[1].case.output.contains("assertion failed"));
+    }
+
+    #[test]
+    fn result_lines_are_summed_over_binaries() {
+        let out = "test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s\n\
+                   test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n";
+        assert_eq!(result_totals(out), Some((5, 1, 1)));
+        assert_eq!(result_totals("error[E0432]: unresolved import"), None);
     }
 
     #[test]
