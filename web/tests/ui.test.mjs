@@ -269,6 +269,98 @@ describe('web UI in a real browser', () => {
     assertNoProblems(userPage);
   });
 
+  test('the admin table sends exactly the /admin/sessions query parameters', async () => {
+    const adminContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    adminContext.setDefaultTimeout(SHOW_MS);
+    const page = await watchedPage(adminContext);
+    try {
+      /** Runs `action`, then checks the query of the /admin/sessions request it caused. */
+      const expectQuery = async (action, check) => {
+        const request = page.waitForRequest((r) => new URL(r.url()).pathname.endsWith('/admin/sessions'));
+        await action();
+        const query = Object.fromEntries(new URL((await request).url()).searchParams);
+        check(query);
+        await page.waitForFunction(() => !document.querySelector('#table-status').textContent.startsWith('Loading'));
+        assert.equal(await page.locator('#admin-error').isHidden(), true, 'the server accepted the query');
+      };
+      const token = server.token(ADMIN.id, ADMIN.name, ['admin']);
+      await expectQuery(
+        () => page.goto(server.ui('admin', `token=${encodeURIComponent(token)}`)),
+        (q) => assert.deepEqual(q, { sort_by: 'start_time', sort_order: 'desc', limit: '25', offset: '0' }),
+      );
+      await page.locator('#sessions-body tr').first().waitFor();
+
+      await page.fill('input[name=user_id]', USER.id);
+      await page.selectOption('select[name=status]', 'active');
+      await page.selectOption('select[name=admin_assisted]', 'false');
+      await page.fill('input[name=start_time_from]', '2020-01-01T00:00');
+      await expectQuery(() => page.click('#filters button[type=submit]'), (q) => {
+        assert.equal(q.user_id, USER.id);
+        assert.equal(q.status, 'active');
+        assert.equal(q.admin_assisted, 'false');
+        assert.match(q.start_time_from, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, 'RFC3339');
+      });
+      assert.equal(await page.locator('#sessions-body tr').count(), 1);
+
+      await page.selectOption('select[name=status]', 'ended');
+      await expectQuery(() => page.click('#filters button[type=submit]'), (q) => assert.equal(q.status, 'ended'));
+      await page.waitForSelector('#table-status:has-text("No sessions match")');
+
+      await expectQuery(
+        () => page.click('#filters button[type=reset]'),
+        (q) => assert.deepEqual(q, { sort_by: 'start_time', sort_order: 'desc', limit: '25', offset: '0' }),
+      );
+      await expectQuery(
+        () => page.getByRole('button', { name: 'Messages' }).click(),
+        (q) => assert.deepEqual([q.sort_by, q.sort_order], ['message_count', 'desc']),
+      );
+      assert.equal(await page.locator('th[data-sort=message_count]').getAttribute('aria-sort'), 'descending');
+      await expectQuery(
+        () => page.getByRole('button', { name: 'Messages' }).click(),
+        (q) => assert.deepEqual([q.sort_by, q.sort_order], ['message_count', 'asc']),
+      );
+
+      await page.selectOption('select[name=limit]', '10');
+      await expectQuery(() => page.click('#filters button[type=submit]'), (q) => assert.deepEqual([q.limit, q.offset], ['10', '0']));
+      assert.equal(await page.locator('#next').isDisabled(), true, 'one page only');
+      assert.equal(await page.locator('#prev').isDisabled(), true);
+
+      // The view survives a reload: the filters live in the address bar.
+      await page.reload();
+      await page.locator('#sessions-body tr').first().waitFor();
+      assert.equal(await page.inputValue('select[name=sort_by]'), 'message_count');
+      assert.equal(await page.inputValue('select[name=limit]'), '10');
+      assertNoProblems(page);
+    } finally {
+      await adminContext.close();
+    }
+  });
+
+  test('a new chat ends the old one, which the sessions page opens read-only', async () => {
+    await openChat(userPage);
+    await userPage.click('#new-chat');
+    await userPage.waitForSelector('#messages .msg-notice:has-text("New conversation")');
+    await send(userPage, 'second conversation');
+    await waitForReply(userPage, echoReply('second conversation'));
+
+    await userPage.goto(server.ui('sessions'));
+    await userPage.locator('.session-item').nth(1).waitFor();
+    assert.equal(await userPage.locator('.session-item').count(), 2);
+    const first = userPage.locator('.session-item').first();
+    assert.match(await first.locator('.session-title').textContent(), /second conversation/, 'newest first');
+    const ended = userPage.locator('.session-item', { has: userPage.locator('.badge-ended') });
+    assert.equal(await ended.count(), 1);
+    await ended.locator('a').click();
+    await userPage.waitForSelector('#readonly-note:not([hidden])');
+    await waitForReply(userPage, echoReply(longMessage('stream', 20)));
+    assert.equal(await userPage.locator('#composer-input').isDisabled(), true);
+    assertNoProblems(userPage);
+    // Back to the live conversation.
+    await userPage.click('#readonly-note a');
+    await waitForReply(userPage, echoReply('second conversation'));
+    assert.equal(await userPage.locator('#composer-input').isDisabled(), false);
+  });
+
   test('the Markdown renderer builds safe DOM', async () => {
     const page = await watchedPage(userContext);
     try {
