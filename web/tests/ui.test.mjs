@@ -269,6 +269,41 @@ describe('web UI in a real browser', () => {
     assertNoProblems(userPage);
   });
 
+  test('a dropped connection mid-reply reconnects and loses nothing, on every device', async () => {
+    // A second tab of the same user, whose WebSocket runs through a proxy the test can cut.
+    const page = await watchedPage(userContext);
+    try {
+      const links = [];
+      await page.routeWebSocket(/\/ws\?/, (ws) => {
+        const upstream = ws.connectToServer();
+        links.push({ ws, upstream });
+      });
+      await openChat(page);
+      const message = longMessage('blip', 60);
+      const reply = echoReply(message);
+      await send(page, message);
+      await page.waitForFunction(
+        () => (document.querySelector('#messages .msg-ai.streaming')?.dataset.text || '').length > 20,
+        null,
+        { timeout: SHOW_MS },
+      );
+      assert.equal(await countAi(page, reply), 0, 'still streaming when the link drops');
+      const cut = links.length;
+      await links[cut - 1].upstream.close();
+      await links[cut - 1].ws.close({ code: 4000, reason: 'test blip' });
+      await waitForReply(page, reply);
+      assert.ok(links.length > cut, 'reconnected through a new WebSocket');
+      assert.equal(await countAi(page, reply), 1, 'complete, exactly once');
+      // The first tab (another device) got the same reply and the message.
+      await waitForReply(userPage, reply);
+      assert.equal(await countAi(userPage, reply), 1);
+      assert.equal(await userPage.locator('#messages .msg-user', { hasText: 'blip w0' }).count(), 1);
+      assertNoProblems(page);
+    } finally {
+      await page.close();
+    }
+  });
+
   test('the admin table sends exactly the /admin/sessions query parameters', async () => {
     const adminContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     adminContext.setDefaultTimeout(SHOW_MS);
