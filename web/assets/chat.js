@@ -265,6 +265,7 @@ function handleFrame(f) {
     case 'voice_message':
       if (f.sender === 'user' && state.unconfirmed.includes(`file:${f.file_id}`)) {
         state.unconfirmed.splice(state.unconfirmed.indexOf(`file:${f.file_id}`), 1);
+        state.lastSent = null; // accepted
       } else {
         append(messageItem({ sender: f.sender || 'user', content: f.content || '', timestamp: f.timestamp, fileUrl: f.file_url, fileId: f.file_id }, SENDER_NAMES));
       }
@@ -438,7 +439,7 @@ function onError(err) {
     sent.item.querySelector('.msg-meta').append(el('span', { class: 'msg-failed', text: 'not sent' }));
     const i = state.unconfirmed.indexOf(sent.content);
     if (i >= 0) state.unconfirmed.splice(i, 1);
-    if (!input.value) input.value = sent.content; // nothing typed is lost
+    if (!input.value && sent.content) input.value = sent.content; // nothing typed is lost
   }
   let message = err.message || 'Something went wrong.';
   if (err.retry_after) message += ` Try again in ${Math.ceil(err.retry_after / 1000)} s.`;
@@ -610,7 +611,8 @@ $('attach').addEventListener('change', async (e) => {
     if (state.sid) frame.session_id = state.sid;
     if (!socket.send(frame)) throw new Error('Not connected: the file was uploaded but not sent.');
     state.unconfirmed.push(`file:${up.file_id}`);
-    append(messageItem({ sender: 'user', content: file.name, timestamp: new Date().toISOString(), fileUrl: up.file_url, fileId: up.file_id }, SENDER_NAMES), true);
+    const item = append(messageItem({ sender: 'user', content: file.name, timestamp: new Date().toISOString(), fileUrl: up.file_url, fileId: up.file_id }, SENDER_NAMES), true);
+    state.lastSent = { item, content: '', at: Date.now() };
   } catch (err) {
     append(errorItem(describeError(err), err.code));
   }
