@@ -243,6 +243,7 @@ function handleFrame(f) {
   switch (f.type) {
     case 'connection_status':
       if (f.models) setupModels(f.models);
+      if (f.model_id) $('model').value = f.model_id;
       if (f.session_id && !state.readOnly && f.session_id !== state.sid && socket.greeted) adoptSession(f.session_id);
       $('share').disabled = !state.sid;
       break;

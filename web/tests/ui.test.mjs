@@ -136,6 +136,31 @@ describe('web UI in a real browser', () => {
     assertNoProblems(userPage);
   });
 
+  test('the model choice and a help request reach the server', async () => {
+    const frames = [];
+    const record = (ws) => ws.on('framereceived', (f) => frames.push(JSON.parse(f.payload)));
+    userPage.on('websocket', record);
+    try {
+      await userPage.reload(); // a new socket the test can listen to
+      await userPage.waitForSelector('#conn[data-state="open"]');
+      await userPage.selectOption('#model', 'echo-slow');
+      await userPage.waitForFunction(() => document.getElementById('model').value === 'echo-slow');
+      const confirmed = () => frames.some((f) => f.type === 'connection_status' && f.model_id === 'echo-slow');
+      for (let i = 0; i < 100 && !confirmed(); i += 1) await userPage.waitForTimeout(100);
+      assert.ok(confirmed(), 'the server confirmed the model');
+
+      await userPage.getByRole('button', { name: 'Request help' }).click();
+      await userPage.waitForSelector('#messages .msg-notice:has-text("administrator")');
+
+      // Back to the fast model for the rest of the suite.
+      await userPage.selectOption('#model', 'echo');
+      for (let i = 0; i < 100 && !frames.some((f) => f.model_id === 'echo'); i += 1) await userPage.waitForTimeout(100);
+      assertNoProblems(userPage);
+    } finally {
+      userPage.off('websocket', record);
+    }
+  });
+
   test('Stop ends a reply early and keeps what was written', async () => {
     const message = longMessage('halt', 80);
     const reply = echoReply(message);
