@@ -1,6 +1,7 @@
 //! Project automation behind `cargo xtask` (matklad's xtask pattern), kept as a library so
 //! each check is testable and reusable by `cargo xtask verify`.
 
+pub mod bench;
 pub mod manifest_audit;
 pub mod report;
 pub mod run;

@@ -36,6 +36,12 @@ enum Task {
     Race,
     /// Line coverage per crate with cargo-llvm-cov, against the 80 % floor.
     Coverage,
+    /// Benchmarks of the real server on loopback; results in target/bench/.
+    Bench {
+        /// Small counts, under a minute (what `verify` runs).
+        #[arg(long)]
+        smoke: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,5 +63,6 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Race => xtask::verify::race_standalone(),
         Task::Coverage => xtask::verify::coverage_standalone(),
+        Task::Bench { smoke } => xtask::bench::run(xtask::bench::BenchOptions { smoke }),
     }
 }

@@ -1,0 +1,158 @@
+//! A minimal chatbox WebSocket client for load: connect with a token, wait for
+//! `connection_status`, send a `user_message` and time every `ai_response` frame of
+//! the reply until `done:"true"` (PROTOCOL §3). Works against the baseline server
+//! too, which speaks the same frames.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::clock::now_ns;
+use crate::BenchError;
+
+/// One client connection.
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// Source addresses used round-robin (all of 127/8 is loopback): each gives its own
+/// ~28 000 ephemeral ports, so 50 000 sockets to one server port fit.
+const SOURCE_IPS: u8 = 8;
+
+/// Deadline for one frame while a reply streams, and for the handshake.
+const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Opens a WebSocket to `addr` + `path` from source address `127.0.0.(1 + n % 8)`.
+pub async fn connect(addr: SocketAddr, path: &str, n: usize) -> Result<Ws, BenchError> {
+    let source = Ipv4Addr::new(127, 0, 0, 1 + (n % usize::from(SOURCE_IPS)) as u8);
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((source, 0)))?;
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let url = format!("ws://{addr}{path}");
+    let (ws, _) = tokio::time::timeout(FRAME_TIMEOUT, tokio_tungstenite::client_async(url, stream))
+        .await
+        .map_err(|_| BenchError::Timeout("websocket handshake".to_owned()))??;
+    Ok(ws)
+}
+
+/// Connects and waits for the server's first `connection_status` frame.
+pub async fn connect_chat(addr: SocketAddr, path: &str, n: usize) -> Result<Ws, BenchError> {
+    let mut ws = connect(addr, path, n).await?;
+    loop {
+        let frame = next_json(&mut ws).await?;
+        if frame_type(&frame) == "connection_status" {
+            return Ok(ws);
+        }
+    }
+}
+
+/// The next text frame as JSON (control frames are skipped; tungstenite answers
+/// pings while we read).
+pub async fn next_json(ws: &mut Ws) -> Result<Value, BenchError> {
+    loop {
+        let message = tokio::time::timeout(FRAME_TIMEOUT, ws.next())
+            .await
+            .map_err(|_| BenchError::Timeout("waiting for a frame".to_owned()))?;
+        match message {
+            None => return Err(BenchError::WebSocket("connection ended".to_owned())),
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(text.as_str())?),
+            Some(Ok(Message::Close(frame))) => {
+                return Err(BenchError::WebSocket(format!(
+                    "closed by the server: {frame:?}"
+                )))
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// The `type` of a frame (`""` when absent).
+pub fn frame_type(frame: &Value) -> &str {
+    frame.get("type").and_then(Value::as_str).unwrap_or("")
+}
+
+/// Timings of one reply, on the [`now_ns`] clock.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    /// When the `user_message` was sent.
+    pub sent_ns: u64,
+    /// When the first `ai_response` with content arrived.
+    pub first_chunk_ns: Option<u64>,
+    /// `ai_response` frames with content.
+    pub chunks: u64,
+    /// When the final `done:"true"` frame arrived.
+    pub done_ns: u64,
+}
+
+/// Sends `content` as a `user_message` and reads the reply to its end, calling
+/// `on_chunk(arrival_ns, content)` for each `ai_response` frame with content. An
+/// `error` frame ends the reply with an error.
+pub async fn chat(
+    ws: &mut Ws,
+    content: &str,
+    mut on_chunk: impl FnMut(u64, &str),
+) -> Result<Reply, BenchError> {
+    let request = serde_json::json!({"type": "user_message", "content": content});
+    let mut reply = Reply {
+        sent_ns: now_ns(),
+        ..Reply::default()
+    };
+    ws.send(Message::text(request.to_string())).await?;
+    loop {
+        let frame = next_json(ws).await?;
+        let arrival = now_ns();
+        match frame_type(&frame) {
+            "ai_response" => {
+                let text = frame.get("content").and_then(Value::as_str).unwrap_or("");
+                if !text.is_empty() {
+                    reply.first_chunk_ns.get_or_insert(arrival);
+                    reply.chunks += 1;
+                    on_chunk(arrival, text);
+                }
+                let done = frame
+                    .pointer("/metadata/done")
+                    .and_then(Value::as_str)
+                    .is_some_and(|d| d == "true");
+                if done {
+                    reply.done_ns = arrival;
+                    return Ok(reply);
+                }
+            }
+            "error" => {
+                return Err(BenchError::WebSocket(format!(
+                    "error frame: {}",
+                    frame.get("error").unwrap_or(&Value::Null)
+                )))
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Parses the emission stamp `"<ns>;"` that [`crate::stamp`] puts in each chunk.
+pub fn parse_stamp(content: &str) -> Option<u64> {
+    content.split(';').next()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_parse_from_chunk_text() {
+        assert_eq!(parse_stamp("123456;"), Some(123_456));
+        assert_eq!(parse_stamp("42"), Some(42));
+        assert_eq!(parse_stamp("hello"), None);
+    }
+
+    #[test]
+    fn frame_types_default_to_empty() {
+        assert_eq!(frame_type(&serde_json::json!({"type": "pong"})), "pong");
+        assert_eq!(frame_type(&serde_json::json!({})), "");
+    }
+}

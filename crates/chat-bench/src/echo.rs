@@ -1,0 +1,164 @@
+//! The relay baseline: a bare tokio-tungstenite server with no gateway logic (no
+//! auth, sessions, provider or storage) that answers each `user_message` whose
+//! content is a number `N` with `loading`, `N` `ai_response` frames shaped like
+//! chatbox's and a final `done:"true"` frame. What it delivers per second on this
+//! machine is the physical limit the gateway's relay is compared with. It runs as a
+//! separate process (`chat-bench echo-server`) like the gateway, so both compete
+//! with the load generator on equal terms.
+
+use std::net::SocketAddr;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use crate::BenchError;
+
+/// The text of every relayed chunk (also what the fake provider streams in the
+/// throughput measurement, so frames have the same size on both sides).
+pub const CHUNK_TEXT: &str = "0123456789abcdef";
+
+/// The largest `N` one request may ask for (bounds one reply).
+pub const MAX_CHUNKS_PER_REQUEST: usize = 1_000_000;
+
+const SESSION_ID: &str = "0123456789abcdef0123456789abcdef";
+
+/// Serves on `127.0.0.1:<free port>`, prints `listening on ADDR`, and stops when
+/// standard input reaches end of file (the parent went away) or closes.
+pub async fn run_process() -> Result<(), BenchError> {
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    println!("listening on {}", listener.local_addr()?);
+    let stop = CancellationToken::new();
+    let watcher_stop = stop.clone();
+    let watcher = tokio::spawn(async move {
+        let mut stdin = tokio::io::stdin();
+        let mut buf = [0u8; 64];
+        while let Ok(n) = stdin.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+        watcher_stop.cancel();
+    });
+    serve(listener, stop).await;
+    watcher.abort();
+    let _ = watcher.await;
+    Ok(())
+}
+
+/// Accepts until `stop`, one task per connection (each ends with its client; the
+/// load generator bounds how many there are), then waits for them.
+pub async fn serve(listener: TcpListener, stop: CancellationToken) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    connections.spawn(connection(stream, stop.clone()));
+                }
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.shutdown().await;
+}
+
+async fn connection(stream: TcpStream, stop: CancellationToken) {
+    if stream.set_nodelay(true).is_err() {
+        return;
+    }
+    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
+    let status = frame("connection_status", "", None);
+    if ws.send(Message::text(status.to_string())).await.is_err() {
+        return;
+    }
+    loop {
+        let message = tokio::select! {
+            () = stop.cancelled() => return,
+            m = ws.next() => m,
+        };
+        let Some(Ok(message)) = message else {
+            return;
+        };
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let Ok(request) = serde_json::from_str::<Value>(text.as_str()) else {
+            continue;
+        };
+        let n = request
+            .get("content")
+            .and_then(Value::as_str)
+            .and_then(|c| c.trim().parse::<usize>().ok())
+            .unwrap_or(1)
+            .min(MAX_CHUNKS_PER_REQUEST);
+        if relay(&mut ws, n).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn relay(
+    ws: &mut tokio_tungstenite::WebSocketStream<TcpStream>,
+    n: usize,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    ws.feed(Message::text(frame("loading", "", None).to_string()))
+        .await?;
+    for seq in 1..=n {
+        let chunk = frame("ai_response", CHUNK_TEXT, Some((seq, false)));
+        ws.send(Message::text(chunk.to_string())).await?;
+    }
+    let last = frame("ai_response", "", Some((n + 1, true)));
+    ws.send(Message::text(last.to_string())).await
+}
+
+/// A frame with the fields chatbox sends (PROTOCOL §3).
+fn frame(kind: &str, content: &str, stream: Option<(usize, bool)>) -> Value {
+    let mut frame = json!({
+        "type": kind,
+        "session_id": SESSION_ID,
+        "content": content,
+        "timestamp": chrono::Utc::now().to_rfc3339(),
+        "sender": if kind == "ai_response" { "ai" } else { "system" },
+    });
+    if let Some((seq, done)) = stream {
+        frame["metadata"] = json!({
+            "streaming": "true",
+            "done": if done { "true" } else { "false" },
+            "seq": seq.to_string(),
+        });
+    }
+    frame
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{chat, connect_chat};
+
+    #[tokio::test]
+    async fn answers_a_count_with_that_many_chunks_then_done() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, stop.clone()));
+        let mut ws = connect_chat(addr, "/", 0).await.unwrap();
+        let mut texts = Vec::new();
+        let reply = chat(&mut ws, "5", |_, t| texts.push(t.to_owned()))
+            .await
+            .unwrap();
+        assert_eq!(reply.chunks, 5);
+        assert!(texts.iter().all(|t| t == CHUNK_TEXT));
+        assert!(reply.done_ns >= reply.first_chunk_ns.unwrap());
+        drop(ws);
+        stop.cancel();
+        server.await.unwrap();
+    }
+}

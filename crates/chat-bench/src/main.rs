@@ -1,0 +1,103 @@
+//! `chat-bench`: the load generator behind `cargo xtask bench` (thin: parses the
+//! command line and calls the library).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// chatbox benchmarks: measures the real `chat-server` on loopback.
+#[derive(Debug, Parser)]
+#[command(name = "chat-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every measurement and write results.json and results.md.
+    Run {
+        /// Small counts (under a minute) instead of the full run.
+        #[arg(long)]
+        smoke: bool,
+        /// The chat-server binary to measure.
+        #[arg(long)]
+        server: PathBuf,
+        /// Output directory.
+        #[arg(long, default_value = "target/bench")]
+        out: PathBuf,
+    },
+    /// Serve the bare tokio-tungstenite baseline until standard input closes.
+    EchoServer,
+}
+
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match Cli::parse().command {
+        Command::EchoServer => match runtime.block_on(chat_bench::echo::run_process()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("echo-server: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run { smoke, server, out } => {
+            let options = match std::env::current_exe() {
+                Ok(me) => chat_bench::RunOptions {
+                    plan: if smoke {
+                        chat_bench::Plan::smoke()
+                    } else {
+                        chat_bench::Plan::full()
+                    },
+                    server_binary: server,
+                    baseline_binary: me,
+                    out_dir: out.clone(),
+                },
+                Err(e) => {
+                    eprintln!("cannot locate chat-bench itself: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(chat_bench::run(&options)) {
+                Ok(results) => {
+                    println!();
+                    println!(
+                        "{}",
+                        results
+                            .markdown()
+                            .lines()
+                            .take(3 + results.checks.len() + 3)
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    );
+                    println!(
+                        "bench: {} checks, {} missed, {} not measured; results in {}",
+                        results.checks.len(),
+                        results.failed(),
+                        results.not_measured(),
+                        out.join("results.md").display()
+                    );
+                    if results.not_measured() > 0 {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => {
+                    eprintln!("chat-bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! How much load each measurement applies: the full run of the targets, and
+//! the smoke run (small counts, under a minute) that `cargo xtask verify` calls.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Load sizes of one run. Every loop of the harness is bounded by one of these.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// `"smoke"` or `"full"`.
+    pub name: &'static str,
+    /// Idle sockets at which server memory is read (cumulative, ascending).
+    pub idle_levels: Vec<usize>,
+    /// Concurrent streams for the time-to-first-token measurement.
+    pub ttft_levels: Vec<usize>,
+    /// Synchronized rounds per TTFT level (each stream sends one message per round).
+    pub ttft_rounds: usize,
+    /// Chunks per reply and the pause between them, for TTFT replies.
+    pub ttft_chunks: usize,
+    /// Concurrent streams in the per-chunk latency measurement.
+    pub chunk_streams: usize,
+    /// Stamped chunks per reply there.
+    pub chunk_count: usize,
+    /// Pause between stamped chunks.
+    pub chunk_delay: Duration,
+    /// Concurrent clients in the relay throughput measurement.
+    pub throughput_clients: usize,
+    /// Chunks each of them asks for per request.
+    pub throughput_chunks: usize,
+    /// Requests per client.
+    pub throughput_rounds: usize,
+    /// Steady-load duration of the soak.
+    pub soak_duration: Duration,
+    /// Clients chatting in a loop during the soak.
+    pub soak_clients: usize,
+    /// RSS sampling interval during the soak.
+    pub soak_sample_every: Duration,
+    /// How long after the load stops the recovery sample is taken.
+    pub soak_recovery: Duration,
+    /// Messages appended per storage backend.
+    pub storage_appends: usize,
+    /// Concurrent appenders (each on its own session).
+    pub storage_writers: usize,
+}
+
+impl Plan {
+    /// The run the targets are stated for (~15–20 minutes on 2 cores).
+    pub fn full() -> Self {
+        Self {
+            name: "full",
+            idle_levels: vec![1_000, 10_000, 50_000],
+            ttft_levels: vec![100, 1_000],
+            ttft_rounds: 5,
+            ttft_chunks: 10,
+            chunk_streams: 100,
+            chunk_count: 100,
+            chunk_delay: Duration::from_millis(10),
+            throughput_clients: 100,
+            throughput_chunks: 1_000,
+            throughput_rounds: 3,
+            soak_duration: Duration::from_secs(600),
+            soak_clients: 100,
+            soak_sample_every: Duration::from_secs(5),
+            soak_recovery: Duration::from_secs(15),
+            storage_appends: 5_000,
+            storage_writers: 8,
+        }
+    }
+
+    /// Small counts: every measurement runs, in well under a minute.
+    pub fn smoke() -> Self {
+        Self {
+            name: "smoke",
+            idle_levels: vec![1_000],
+            ttft_levels: vec![100],
+            ttft_rounds: 2,
+            ttft_chunks: 5,
+            chunk_streams: 20,
+            chunk_count: 20,
+            chunk_delay: Duration::from_millis(10),
+            throughput_clients: 20,
+            throughput_chunks: 200,
+            throughput_rounds: 1,
+            soak_duration: Duration::from_secs(20),
+            soak_clients: 20,
+            soak_sample_every: Duration::from_secs(1),
+            soak_recovery: Duration::from_secs(3),
+            storage_appends: 300,
+            storage_writers: 4,
+        }
+    }
+}

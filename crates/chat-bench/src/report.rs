@@ -1,0 +1,432 @@
+//! The results of one run, each measurement next to its target with a verdict, as
+//! `results.json` and a Markdown table (`results.md`).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::plan::Plan;
+use crate::scenarios::chunk::ChunkResult;
+use crate::scenarios::idle::IdleResult;
+use crate::scenarios::relay::RelayResult;
+use crate::scenarios::soak::SoakResult;
+use crate::scenarios::storage::StorageResult;
+use crate::scenarios::ttft::TtftLevel;
+use crate::BenchError;
+
+/// Bytes per idle connection allowed (10 KB).
+pub const IDLE_TARGET_BYTES: f64 = 10_000.0;
+/// Added TTFT p99 allowed at 100 streams.
+pub const TTFT_TARGET_US: f64 = 1_000.0;
+/// Added per-chunk p99 allowed.
+pub const CHUNK_TARGET_US: f64 = 250.0;
+/// Relay throughput as a share of the baseline, at least.
+pub const RELAY_TARGET_RATIO: f64 = 0.5;
+/// RSS growth from the first to the second half of the soak, at most (percent).
+pub const SOAK_GROWTH_TARGET_PCT: f64 = 10.0;
+/// RSS after the soak above the pre-load idle RSS, at most (percent).
+pub const SOAK_RECOVERY_TARGET_PCT: f64 = 25.0;
+
+/// What the machine was.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// Logical CPUs available.
+    pub cpus: usize,
+    /// `model name` from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// MemTotal in GiB.
+    pub memory_gib: f64,
+    /// Kernel release.
+    pub kernel: String,
+    /// Soft RLIMIT_NOFILE of the load generator.
+    pub fd_limit: Option<u64>,
+}
+
+impl Machine {
+    /// Reads /proc (fields stay empty where it cannot).
+    pub fn detect() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let kb: f64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        Self {
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu_model,
+            memory_gib: kb / 1_048_576.0,
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+            fd_limit: crate::process::open_files_limit(),
+        }
+    }
+}
+
+/// Pass, fail, or nothing to judge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The target is met.
+    Pass,
+    /// The target is missed.
+    Fail,
+    /// Measured without a target (reported for context).
+    Info,
+    /// The measurement did not run or failed.
+    NotMeasured,
+}
+
+impl Verdict {
+    fn mark(self) -> &'static str {
+        match self {
+            Verdict::Pass => "✅ pass",
+            Verdict::Fail => "❌ fail",
+            Verdict::Info => "ℹ️ info",
+            Verdict::NotMeasured => "⚠️ not measured",
+        }
+    }
+
+    fn of(pass: bool) -> Self {
+        if pass {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        }
+    }
+}
+
+/// One row of the summary table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What is measured.
+    pub measurement: String,
+    /// The measured value, rendered.
+    pub measured: String,
+    /// The target, rendered.
+    pub target: String,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// Everything one run measured. A phase that failed holds its error instead.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    /// The load sizes used.
+    pub plan: Plan,
+    /// Where it ran.
+    pub machine: Machine,
+    /// When the run started (RFC 3339).
+    pub started_at: String,
+    /// Wall time of the whole run.
+    pub duration_s: f64,
+    /// (1) Idle connection memory.
+    pub idle: Result<IdleResult, String>,
+    /// (2) Added TTFT per concurrency.
+    pub ttft: Result<Vec<TtftLevel>, String>,
+    /// (3) Added per-chunk latency.
+    pub chunk: Result<ChunkResult, String>,
+    /// (4) Relay throughput vs the baseline.
+    pub relay: Result<RelayResult, String>,
+    /// (5) Soak.
+    pub soak: Result<SoakResult, String>,
+    /// (6) Storage append throughput per backend.
+    pub storage: Vec<Result<StorageResult, String>>,
+    /// The summary table.
+    pub checks: Vec<Check>,
+}
+
+impl Results {
+    /// Fills [`Results::checks`] from the measurements.
+    pub fn judge(&mut self) {
+        let mut checks = Vec::new();
+        match &self.idle {
+            Ok(idle) => {
+                for level in &idle.levels {
+                    checks.push(Check {
+                        measurement: format!(
+                            "Idle memory per WebSocket ({} sockets)",
+                            level.sockets
+                        ),
+                        measured: format!("{:.1} KB", level.bytes_per_socket / 1_000.0),
+                        target: "≤ 10 KB".to_owned(),
+                        verdict: Verdict::of(level.bytes_per_socket <= IDLE_TARGET_BYTES),
+                    });
+                }
+                if let Some(note) = &idle.note {
+                    checks.push(not_measured("Idle memory (further levels)", note));
+                }
+            }
+            Err(e) => checks.push(not_measured("Idle memory per WebSocket", e)),
+        }
+        match &self.ttft {
+            Ok(levels) => {
+                for level in levels {
+                    let judged = level.streams == 100;
+                    checks.push(Check {
+                        measurement: format!("Added TTFT p99 ({} streams)", level.streams),
+                        measured: format!(
+                            "{:.0} µs (p50 {:.0} µs; {} errors)",
+                            level.added_p99_us, level.added_p50_us, level.errors
+                        ),
+                        target: if judged {
+                            "≤ 1 ms".to_owned()
+                        } else {
+                            "—".to_owned()
+                        },
+                        verdict: if level.errors > 0 && level.through.count == 0 {
+                            Verdict::NotMeasured
+                        } else if judged {
+                            Verdict::of(level.added_p99_us <= TTFT_TARGET_US && level.errors == 0)
+                        } else {
+                            Verdict::Info
+                        },
+                    });
+                }
+            }
+            Err(e) => checks.push(not_measured("Added TTFT p99", e)),
+        }
+        match &self.chunk {
+            Ok(c) => checks.push(Check {
+                measurement: format!("Added per-chunk latency p99 ({} streams)", c.streams),
+                measured: format!("{:.0} µs (p50 {:.0} µs)", c.added_p99_us, c.added_p50_us),
+                target: "≤ 250 µs".to_owned(),
+                verdict: Verdict::of(c.added_p99_us <= CHUNK_TARGET_US && c.errors == 0),
+            }),
+            Err(e) => checks.push(not_measured("Added per-chunk latency p99", e)),
+        }
+        match &self.relay {
+            Ok(r) => checks.push(Check {
+                measurement: format!("Relay throughput ({} clients)", r.clients),
+                measured: format!(
+                    "{:.0} chunks/s vs {:.0} baseline = {:.2}×",
+                    r.chatbox.chunks_per_s, r.baseline.chunks_per_s, r.ratio
+                ),
+                target: "≥ 0.5× baseline".to_owned(),
+                verdict: Verdict::of(r.ratio >= RELAY_TARGET_RATIO && r.chatbox.errors == 0),
+            }),
+            Err(e) => checks.push(not_measured("Relay throughput", e)),
+        }
+        match &self.soak {
+            Ok(s) => {
+                checks.push(Check {
+                    measurement: format!("Soak RSS plateau ({:.0} s, {} clients)", s.duration_s, s.clients),
+                    measured: format!(
+                        "{:+.1} % (1st half max {:.1} MiB → 2nd half max {:.1} MiB; {} replies, {} errors)",
+                        s.growth_pct,
+                        mib(s.first_half_max_bytes),
+                        mib(s.second_half_max_bytes),
+                        s.replies,
+                        s.errors
+                    ),
+                    target: "flat (≤ +10 %)".to_owned(),
+                    verdict: Verdict::of(s.growth_pct <= SOAK_GROWTH_TARGET_PCT && s.errors == 0),
+                });
+                checks.push(Check {
+                    measurement: "Soak RSS after the load".to_owned(),
+                    measured: format!(
+                        "{:.1} MiB vs idle {:.1} MiB ({:+.1} %)",
+                        mib(s.after_rss_bytes),
+                        mib(s.idle_rss_bytes),
+                        s.after_vs_idle_pct
+                    ),
+                    target: "near idle (≤ +25 %)".to_owned(),
+                    verdict: Verdict::of(s.after_vs_idle_pct <= SOAK_RECOVERY_TARGET_PCT),
+                });
+            }
+            Err(e) => checks.push(not_measured("Soak", e)),
+        }
+        for storage in &self.storage {
+            match storage {
+                Ok(s) => checks.push(Check {
+                    measurement: format!(
+                        "Storage append throughput ({}, {} writers)",
+                        s.backend, s.writers
+                    ),
+                    measured: format!(
+                        "{:.0} appends/s (p50 {:.0} µs, p99 {:.0} µs)",
+                        s.appends_per_s, s.latency.p50_us, s.latency.p99_us
+                    ),
+                    target: "—".to_owned(),
+                    verdict: Verdict::Info,
+                }),
+                Err(e) => checks.push(not_measured("Storage append throughput", e)),
+            }
+        }
+        self.checks = checks;
+    }
+
+    /// `results.json` and `results.md` in `dir` (created if missing).
+    pub fn write(&self, dir: &Path) -> Result<(), BenchError> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(
+            dir.join("results.json"),
+            serde_json::to_string_pretty(self)?,
+        )?;
+        std::fs::write(dir.join("results.md"), self.markdown())?;
+        Ok(())
+    }
+
+    /// Rows whose target is missed.
+    pub fn failed(&self) -> usize {
+        self.checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .count()
+    }
+
+    /// Rows that could not be measured.
+    pub fn not_measured(&self) -> usize {
+        self.checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::NotMeasured)
+            .count()
+    }
+
+    /// The Markdown report: summary table, then the details of each measurement.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let m = &self.machine;
+        let _ = writeln!(md, "# chatbox benchmark results ({} run)\n", self.plan.name);
+        let _ = writeln!(
+            md,
+            "Run at {} in {:.0} s on {} CPU(s) ({}), {:.1} GiB RAM, Linux {}, loopback only; \
+             open-files limit {}.\n",
+            self.started_at,
+            self.duration_s,
+            m.cpus,
+            if m.cpu_model.is_empty() {
+                "unknown CPU"
+            } else {
+                &m.cpu_model
+            },
+            m.memory_gib,
+            m.kernel,
+            m.fd_limit.map_or("unlimited".to_owned(), |l| l.to_string())
+        );
+        let _ = writeln!(md, "| Measurement | Measured | Target | Result |");
+        let _ = writeln!(md, "|---|---|---|---|");
+        for c in &self.checks {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                c.measurement,
+                c.measured.replace('|', "/"),
+                c.target,
+                c.verdict.mark()
+            );
+        }
+        let _ = writeln!(md, "\n## Details\n");
+        if let Ok(idle) = &self.idle {
+            let _ = writeln!(
+                md,
+                "**Idle connections**: server RSS before any socket {:.1} MiB.\n",
+                mib(idle.baseline_rss_bytes)
+            );
+            let _ = writeln!(md, "| Sockets | Server RSS | Per socket |\n|---|---|---|");
+            for l in &idle.levels {
+                let _ = writeln!(
+                    md,
+                    "| {} | {:.1} MiB | {:.0} B |",
+                    l.sockets,
+                    mib(l.rss_bytes),
+                    l.bytes_per_socket
+                );
+            }
+            if let Some(note) = &idle.note {
+                let _ = writeln!(md, "\nNote: {note}");
+            }
+            let _ = writeln!(md);
+        }
+        if let Ok(levels) = &self.ttft {
+            let _ = writeln!(
+                md,
+                "**Time to first token** (µs; through = WebSocket `user_message` → first \
+                 `ai_response` with text; direct = HTTP request → first delta from the same \
+                 fake provider):\n"
+            );
+            let _ = writeln!(
+                md,
+                "| Streams | Samples | Through p50 | Through p99 | Direct p50 | Direct p99 | Added p50 | Added p99 |\n|---|---|---|---|---|---|---|---|"
+            );
+            for l in levels {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                    l.streams,
+                    l.through.count,
+                    l.through.p50_us,
+                    l.through.p99_us,
+                    l.direct.p50_us,
+                    l.direct.p99_us,
+                    l.added_p50_us,
+                    l.added_p99_us
+                );
+            }
+            let _ = writeln!(md);
+        }
+        if let Ok(c) = &self.chunk {
+            let _ = writeln!(
+                md,
+                "**Per-chunk latency** (arrival − emission, µs; {} streams × {} chunks): \
+                 through p50 {:.0} / p99 {:.0} / max {:.0}; direct p50 {:.0} / p99 {:.0} / max \
+                 {:.0}.\n",
+                c.streams,
+                c.chunks_per_reply,
+                c.through.p50_us,
+                c.through.p99_us,
+                c.through.max_us,
+                c.direct.p50_us,
+                c.direct.p99_us,
+                c.direct.max_us
+            );
+        }
+        if let Ok(r) = &self.relay {
+            let _ = writeln!(
+                md,
+                "**Relay throughput** ({} clients × {} rounds × {} chunks): chatbox {} chunks in \
+                 {:.2} s; baseline {} chunks in {:.2} s.\n",
+                r.clients,
+                r.rounds,
+                r.chunks_per_request,
+                r.chatbox.chunks,
+                r.chatbox.seconds,
+                r.baseline.chunks,
+                r.baseline.seconds
+            );
+        }
+        if let Ok(s) = &self.soak {
+            let _ = writeln!(md, "**Soak** RSS samples (s → MiB):\n");
+            let samples: Vec<String> = s
+                .samples
+                .iter()
+                .map(|x| format!("{:.0}→{:.1}", x.at_s, mib(x.rss_bytes)))
+                .collect();
+            let _ = writeln!(md, "{}\n", samples.join(", "));
+        }
+        md
+    }
+}
+
+fn not_measured(what: &str, why: &str) -> Check {
+    Check {
+        measurement: what.to_owned(),
+        measured: why.to_owned(),
+        target: "—".to_owned(),
+        verdict: Verdict::NotMeasured,
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1_048_576.0
+}

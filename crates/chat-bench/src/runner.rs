@@ -1,0 +1,222 @@
+//! One benchmark run: the six measurements in order, each on a fresh server where
+//! memory matters, each failure recorded instead of aborting the rest, and the
+//! results written to the output directory.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chat_testkit::fake_llm::{FakeLlmHandle, FakeLlmServer, Script};
+use tokio::process::Command;
+
+use crate::chatbox::{ChatboxOptions, ChatboxServer};
+use crate::clock::now_ns;
+use crate::echo::CHUNK_TEXT;
+use crate::plan::Plan;
+use crate::process::ChildServer;
+use crate::report::{Machine, Results};
+use crate::scenarios::{chunk, idle, relay, soak, storage, ttft};
+use crate::stamp::{StampScript, StampServer};
+use crate::BenchError;
+
+/// Pause between provider chunks in the TTFT and soak replies: streams overlap, as
+/// with a real model, instead of finishing in one burst.
+const PACED_CHUNK_DELAY: Duration = Duration::from_millis(5);
+
+/// What to run and where.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Load sizes.
+    pub plan: Plan,
+    /// The release `chat-server` binary.
+    pub server_binary: PathBuf,
+    /// The binary that serves the baseline with `echo-server` (this one).
+    pub baseline_binary: PathBuf,
+    /// Where `results.json` and `results.md` go.
+    pub out_dir: PathBuf,
+}
+
+/// Runs every measurement and writes the results.
+pub async fn run(options: &RunOptions) -> Result<Results, BenchError> {
+    let started = now_ns();
+    let started_at = chrono::Utc::now().to_rfc3339();
+    let plan = &options.plan;
+    println!("chat-bench: {} run", plan.name);
+    let fake = FakeLlmServer::start(paced(plan.ttft_chunks)).await?;
+    let chatbox = ChatboxOptions {
+        binary: options.server_binary.clone(),
+        provider_endpoint: fake.openai_endpoint(),
+    };
+
+    let idle = phase("1. idle connection memory", async {
+        let server = ChatboxServer::start(&chatbox).await?;
+        let result = idle::run(&server, &plan.idle_levels).await;
+        server.stop().await?;
+        result
+    })
+    .await;
+
+    let (ttft, relay) = streaming(options, &fake, &chatbox).await;
+
+    let chunk = phase("3. per-chunk latency", async {
+        let stamp = StampServer::start(StampScript {
+            chunks: plan.chunk_count,
+            delay: plan.chunk_delay,
+        })
+        .await?;
+        let server = ChatboxServer::start(&ChatboxOptions {
+            binary: options.server_binary.clone(),
+            provider_endpoint: stamp.endpoint(),
+        })
+        .await?;
+        let result = chunk::run(
+            &server,
+            &stamp.endpoint(),
+            plan.chunk_streams,
+            plan.chunk_count,
+        )
+        .await;
+        server.stop().await?;
+        stamp.shutdown().await;
+        result
+    })
+    .await;
+
+    let soak = phase("5. soak", async {
+        fake.set_default(paced(10));
+        let server = ChatboxServer::start(&chatbox).await?;
+        let result = soak::run(
+            &server,
+            plan.soak_clients,
+            plan.soak_duration,
+            plan.soak_sample_every,
+            plan.soak_recovery,
+        )
+        .await;
+        server.stop().await?;
+        result
+    })
+    .await;
+    fake.shutdown().await;
+
+    let embedded = phase(
+        "6a. storage: embedded",
+        storage::embedded(plan.storage_appends, plan.storage_writers),
+    )
+    .await;
+    let mongodb = phase(
+        "6b. storage: MongoDB (SecantusDB)",
+        storage::mongodb(plan.storage_appends, plan.storage_writers),
+    )
+    .await;
+
+    let mut results = Results {
+        plan: plan.clone(),
+        machine: Machine::detect(),
+        started_at,
+        duration_s: now_ns().saturating_sub(started) as f64 / 1e9,
+        idle,
+        ttft,
+        chunk,
+        relay,
+        soak,
+        storage: vec![embedded, mongodb],
+        checks: Vec::new(),
+    };
+    results.judge();
+    results.write(&options.out_dir)?;
+    Ok(results)
+}
+
+/// (2) and (4): one server relaying the scripted fake provider.
+async fn streaming(
+    options: &RunOptions,
+    fake: &FakeLlmHandle,
+    chatbox: &ChatboxOptions,
+) -> (
+    Result<Vec<ttft::TtftLevel>, String>,
+    Result<relay::RelayResult, String>,
+) {
+    let plan = &options.plan;
+    let server = match ChatboxServer::start(chatbox).await {
+        Ok(server) => server,
+        Err(e) => {
+            let e = format!("chat-server did not start: {e}");
+            eprintln!("  {e}");
+            return (Err(e.clone()), Err(e));
+        }
+    };
+    let ttft = phase("2. added time to first token", async {
+        fake.set_default(paced(plan.ttft_chunks));
+        ttft::run(
+            &server,
+            &fake.openai_endpoint(),
+            &plan.ttft_levels,
+            plan.ttft_rounds,
+        )
+        .await
+    })
+    .await;
+    let relay = phase("4. relay throughput", async {
+        fake.set_default(Script::reply(vec![CHUNK_TEXT; plan.throughput_chunks]));
+        let chatbox = relay::deliver(
+            server.addr(),
+            plan.throughput_clients,
+            plan.throughput_chunks,
+            plan.throughput_rounds,
+            |i| server.ws_path(&format!("relay-{i}")),
+        )
+        .await?;
+        let mut command = Command::new(&options.baseline_binary);
+        command.arg("echo-server");
+        let echo = ChildServer::spawn(command).await?;
+        let baseline = relay::deliver(
+            echo.addr(),
+            plan.throughput_clients,
+            plan.throughput_chunks,
+            plan.throughput_rounds,
+            |_| Ok("/".to_owned()),
+        )
+        .await;
+        echo.stop().await?;
+        let baseline = baseline?;
+        println!(
+            "  relay: chatbox {:.0} chunks/s, baseline {:.0} chunks/s",
+            chatbox.chunks_per_s, baseline.chunks_per_s
+        );
+        Ok(relay::RelayResult {
+            clients: plan.throughput_clients,
+            chunks_per_request: plan.throughput_chunks,
+            rounds: plan.throughput_rounds,
+            ratio: chatbox.chunks_per_s / baseline.chunks_per_s.max(1e-9),
+            chatbox,
+            baseline,
+        })
+    })
+    .await;
+    if let Err(e) = server.stop().await {
+        eprintln!("  stopping chat-server: {e}");
+    }
+    (ttft, relay)
+}
+
+/// A reply of `chunks` short words, paced by [`PACED_CHUNK_DELAY`].
+fn paced(chunks: usize) -> Script {
+    Script::reply((0..chunks).map(|i| format!("word{i} "))).chunk_delay(PACED_CHUNK_DELAY)
+}
+
+/// Runs one measurement with a heading; its error becomes the recorded outcome.
+async fn phase<T>(
+    title: &str,
+    work: impl Future<Output = Result<T, BenchError>>,
+) -> Result<T, String> {
+    println!("-- {title}");
+    let start = now_ns();
+    let result = work.await.map_err(|e| e.to_string());
+    let secs = now_ns().saturating_sub(start) as f64 / 1e9;
+    match &result {
+        Ok(_) => println!("   done in {secs:.1} s"),
+        Err(e) => println!("   FAILED after {secs:.1} s: {e}"),
+    }
+    result
+}
