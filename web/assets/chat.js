@@ -162,13 +162,35 @@ const socket = token
     })
   : null;
 
+/** Failed connects in a row after which the page asks whether the token is still valid. */
+const AUTH_CHECK_AFTER = 3;
+
 function showConnState(s, detail) {
+  if (s === 'waiting' && detail.attempt === AUTH_CHECK_AFTER) checkSignIn();
   const conn = $('conn');
   conn.dataset.state = s;
   if (s === 'connecting') conn.textContent = 'Connecting…';
   else if (s === 'open') conn.textContent = 'Connected';
   else if (s === 'waiting') conn.textContent = `Offline — retrying in ${Math.ceil(detail.delay / 1000)} s`;
   else conn.textContent = 'Disconnected';
+}
+
+/**
+ * A browser cannot see why a WebSocket handshake failed. When connecting keeps
+ * failing, ask the HTTP API: a 401 means the token expired, and retrying is pointless.
+ */
+async function checkSignIn() {
+  try {
+    await api('/sessions', { token });
+  } catch (e) {
+    if (e.status === 401) {
+      socket.stop();
+      const signin = $('signin');
+      signin.hidden = false;
+      signin.textContent = describeError(e);
+      setComposerEnabled(false);
+    }
+  }
 }
 
 function resume(lastSeq) {

@@ -109,7 +109,7 @@ export class ChatSocket {
     const exp = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** this.attempt);
     const delay = Math.round(exp / 2 + Math.random() * (exp / 2));
     this.attempt += 1;
-    this.onState('waiting', { delay, code: event && event.code, reason: event && event.reason });
+    this.onState('waiting', { delay, attempt: this.attempt, code: event && event.code, reason: event && event.reason });
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.connect(), delay);
   }

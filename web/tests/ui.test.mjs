@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ChatServer, echoReply, launchBrowser, screenshot, watchedPage } from './harness.mjs';
+import { ChatServer, echoReply, launchBrowser, mintToken, screenshot, watchedPage } from './harness.mjs';
 
 /** Upper bound for anything the UI must show; generous for a loaded CI machine. */
 const SHOW_MS = 20000;
@@ -437,6 +437,20 @@ describe('web UI in a real browser', () => {
         });
       }, MARKDOWN_CASES.map(([source]) => source));
       MARKDOWN_CASES.forEach(([source, html], i) => assert.equal(rendered[i], html, JSON.stringify(source)));
+      assertNoProblems(page);
+    } finally {
+      await page.close();
+    }
+  });
+
+  test('an expired sign-in link says so instead of retrying forever', async () => {
+    const page = await watchedPage(userContext);
+    try {
+      const expired = mintToken(server.secret, { userId: USER.id, name: USER.name, ttlSeconds: -3600 });
+      await page.goto(server.ui('', `token=${encodeURIComponent(expired)}`));
+      await page.waitForSelector('#signin:not([hidden])');
+      assert.match(await page.locator('#signin').textContent(), /expired or is invalid/);
+      assert.equal(await page.locator('#composer-input').isDisabled(), true);
       assertNoProblems(page);
     } finally {
       await page.close();
