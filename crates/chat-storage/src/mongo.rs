@@ -880,18 +880,16 @@ impl SessionStore for MongoStore {
         .collect()
     }
 
+    /// One attempt, bounded by the attempt timeout: readiness wants the current
+    /// state, not a retried answer.
     async fn ping(&self) -> Result<(), StoreError> {
-        self.retry
-            .run("ping", || {
-                let db = self.client.database("admin");
-                async move {
-                    db.run_command(doc! { "ping": 1 })
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| classify(&e))
-                }
-            })
-            .await
+        let db = self.client.database("admin");
+        let timeout = self.retry.attempt_timeout;
+        match tokio::time::timeout(timeout, db.run_command(doc! { "ping": 1 })).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(classify(&e)),
+            Err(_) => Err(StoreError::Timeout(timeout)),
+        }
     }
 
     fn health(&self) -> StoreHealth {

@@ -268,6 +268,14 @@ impl WriteBehindStore {
     }
 }
 
+impl Drop for WriteBehindStore {
+    /// Dropped without [`SessionStore::shutdown`]: stop the workers (queued writes are
+    /// lost with the process anyway; `shutdown` is the way to drain them).
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
 async fn worker(inner: Arc<dyn SessionStore>, shared: Arc<Shared>, cancel: CancellationToken) {
     loop {
         let next = {
@@ -365,6 +373,11 @@ impl SessionStore for WriteBehindStore {
             match self.inner.create_session(session).await {
                 Err(error) if error.is_transient() => {
                     tracing::warn!(session_id = %session.id, %error, "database unavailable; queueing the new session");
+                    // Later creations skip the doomed synchronous attempt until a
+                    // queued write succeeds again.
+                    let mut state = self.shared.state.lock();
+                    state.degraded = true;
+                    state.last_error = Some(error.to_string());
                 }
                 other => return other,
             }
