@@ -590,6 +590,19 @@ $('share-copy').addEventListener('click', async () => {
   }
 });
 
+$('share-revoke').addEventListener('click', async () => {
+  if (!state.sid) return;
+  try {
+    await api(`/sessions/${encodeURIComponent(state.sid)}/share`, { method: 'DELETE', token });
+    $('share-box').hidden = true;
+    $('share-link').value = '';
+    append(noticeItem('The share link was revoked: it no longer opens this conversation.'));
+    $('share').focus();
+  } catch (e) {
+    append(errorItem(describeError(e), e.code));
+  }
+});
+
 $('share-close').addEventListener('click', () => {
   $('share-box').hidden = true;
   $('share').focus();

@@ -245,7 +245,7 @@ describe('web UI in a real browser', () => {
     }
   });
 
-  test('a shared link shows the conversation read-only', async () => {
+  test('a shared link shows the conversation read-only until revoked', async () => {
     await userPage.click('#share');
     await userPage.waitForSelector('#share-box:not([hidden])', { timeout: SHOW_MS });
     const link = await userPage.inputValue('#share-link');
@@ -261,6 +261,13 @@ describe('web UI in a real browser', () => {
       assert.equal(await shared.locator('textarea, input, select, form, button').count(), 0, 'nothing to write with');
       await screenshot(shared, 'shared');
       assertNoProblems(shared);
+
+      // Revoked, the same link no longer shows anything.
+      await userPage.click('#share-revoke');
+      await userPage.waitForSelector('#messages .msg-notice:has-text("revoked")');
+      await shared.reload();
+      await shared.waitForSelector('#status:has-text("not valid")');
+      assert.equal(await shared.locator('#messages .msg').count(), 0);
     } finally {
       await anonymous.close();
     }
