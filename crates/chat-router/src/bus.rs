@@ -28,6 +28,8 @@ pub enum BusEvent {
     Release {
         /// The session.
         session_id: String,
+        /// The admin's user id (their sockets stop following the session).
+        admin_id: String,
         /// The admin's display name.
         admin_name: String,
     },

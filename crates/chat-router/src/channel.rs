@@ -28,7 +28,14 @@ struct ChannelState {
     next_seq: u64,
     replay: VecDeque<(u64, Arc<str>)>,
     capacity: usize,
-    subscribers: Vec<ConnectionHandle>,
+    subscribers: Vec<Subscriber>,
+}
+
+/// One subscribed connection and the first chunk it received live, so a `resume` on
+/// an already subscribed connection re-sends only what it has not seen.
+struct Subscriber {
+    conn: ConnectionHandle,
+    first_live_seq: Option<u64>,
 }
 
 /// Fan-out and replay for one session.
@@ -53,10 +60,13 @@ impl SessionChannel {
     /// Returns true when it was added.
     pub fn subscribe(&self, conn: &ConnectionHandle) -> bool {
         let mut state = self.state.lock();
-        if state.subscribers.iter().any(|c| c.id() == conn.id()) {
+        if state.subscribers.iter().any(|s| s.conn.id() == conn.id()) {
             return false;
         }
-        state.subscribers.push(conn.clone());
+        state.subscribers.push(Subscriber {
+            conn: conn.clone(),
+            first_live_seq: None,
+        });
         true
     }
 
@@ -64,7 +74,7 @@ impl SessionChannel {
     pub fn unsubscribe(&self, id: ConnectionId) -> bool {
         let mut state = self.state.lock();
         let before = state.subscribers.len();
-        state.subscribers.retain(|c| c.id() != id);
+        state.subscribers.retain(|s| s.conn.id() != id);
         before != state.subscribers.len()
     }
 
@@ -79,7 +89,7 @@ impl SessionChannel {
             .lock()
             .subscribers
             .iter()
-            .map(|c| c.id())
+            .map(|s| s.conn.id())
             .collect()
     }
 
@@ -87,7 +97,16 @@ impl SessionChannel {
     /// subscriber except `except`. Returns how many got it.
     pub fn broadcast(&self, frame: Arc<str>, except: Option<ConnectionId>) -> usize {
         let mut state = self.state.lock();
-        fan_out(&mut state.subscribers, &frame, except)
+        fan_out(&mut state.subscribers, &frame, except, None)
+    }
+
+    /// Removes the subscribers `which` selects (e.g. an admin's connections after a
+    /// release). Returns how many were removed.
+    pub fn unsubscribe_where(&self, which: impl Fn(&ConnectionHandle) -> bool) -> usize {
+        let mut state = self.state.lock();
+        let before = state.subscribers.len();
+        state.subscribers.retain(|s| !which(&s.conn));
+        before - state.subscribers.len()
     }
 
     /// Assigns the next sequence number, lets `make` build the frame for it, keeps the
@@ -101,7 +120,7 @@ impl SessionChannel {
             state.replay.pop_front();
         }
         state.replay.push_back((seq, frame.clone()));
-        fan_out(&mut state.subscribers, &frame, None);
+        fan_out(&mut state.subscribers, &frame, None, Some(seq));
         seq
     }
 
@@ -110,38 +129,60 @@ impl SessionChannel {
         self.state.lock().next_seq - 1
     }
 
-    /// Re-sends every buffered chunk after `last_seq` to `conn`, then subscribes it, as
-    /// one step: no chunk is lost or duplicated in between.
+    /// Re-sends every buffered chunk after `last_seq` that `conn` has not received,
+    /// then subscribes it, as one step: no chunk is lost or duplicated in between.
+    ///
+    /// A connection that was already subscribed (devices are bound to the active
+    /// session on connect) may have received later chunks live before its `resume`
+    /// arrived; only the chunks before the first of those are re-sent, so each chunk
+    /// reaches it exactly once (clients order chunks by `seq`).
     pub fn resume(&self, conn: &ConnectionHandle, last_seq: u64) -> ResumeOutcome {
         let mut state = self.state.lock();
         let oldest = state.replay.front().map_or(state.next_seq, |(s, _)| *s);
         let gap = last_seq + 1 < oldest && last_seq + 1 < state.next_seq;
+        let existing = state
+            .subscribers
+            .iter()
+            .position(|s| s.conn.id() == conn.id());
+        let upper = existing
+            .and_then(|i| state.subscribers[i].first_live_seq)
+            .unwrap_or(u64::MAX);
         let mut replayed = 0;
         for (seq, frame) in &state.replay {
-            if *seq > last_seq && conn.try_send(frame.clone()) {
+            if *seq > last_seq && *seq < upper && conn.try_send(frame.clone()) {
                 replayed += 1;
             }
         }
-        if !state.subscribers.iter().any(|c| c.id() == conn.id()) {
-            state.subscribers.push(conn.clone());
+        match existing {
+            // From now on the connection is up to date: a later resume starts over.
+            Some(i) => state.subscribers[i].first_live_seq = None,
+            None => state.subscribers.push(Subscriber {
+                conn: conn.clone(),
+                first_live_seq: None,
+            }),
         }
         ResumeOutcome { replayed, gap }
     }
 }
 
-/// Sends to every subscriber but `except`, dropping the ones that are gone or too slow.
+/// Sends to every subscriber but `except`, dropping the ones that are gone or too slow;
+/// `seq` (for replayable chunks) records the first chunk each one received live.
 fn fan_out(
-    subscribers: &mut Vec<ConnectionHandle>,
+    subscribers: &mut Vec<Subscriber>,
     frame: &Arc<str>,
     except: Option<ConnectionId>,
+    seq: Option<u64>,
 ) -> usize {
     let mut delivered = 0;
-    subscribers.retain(|conn| {
-        if Some(conn.id()) == except {
-            return !conn.is_closed();
+    subscribers.retain_mut(|sub| {
+        if Some(sub.conn.id()) == except {
+            return !sub.conn.is_closed();
         }
-        if conn.try_send(frame.clone()) {
+        if sub.conn.try_send(frame.clone()) {
             delivered += 1;
+            if sub.first_live_seq.is_none() {
+                sub.first_live_seq = seq;
+            }
             true
         } else {
             false
@@ -208,6 +249,29 @@ mod tests {
         );
         channel.publish_seq(|seq| format!("c{seq}"));
         assert_eq!(drain(&mut ra), vec!["c3", "c4", "c5", "c6"]);
+    }
+
+    #[test]
+    fn resume_on_a_subscribed_connection_sends_only_what_it_missed() {
+        let channel = SessionChannel::new(16);
+        for _ in 0..3 {
+            channel.publish_seq(|seq| format!("c{seq}"));
+        }
+        // The device reconnects: bound on connect, it gets c4 and c5 live...
+        let (a, mut ra) = conn(1, 16);
+        channel.subscribe(&a);
+        channel.publish_seq(|seq| format!("c{seq}"));
+        channel.publish_seq(|seq| format!("c{seq}"));
+        // ...then its resume says it had seen up to c1 on the old socket.
+        let outcome = channel.resume(&a, 1);
+        assert_eq!(outcome.replayed, 2);
+        channel.publish_seq(|seq| format!("c{seq}"));
+        let got = drain(&mut ra);
+        assert_eq!(got, vec!["c4", "c5", "c2", "c3", "c6"]);
+        let mut sorted = got.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), got.len(), "no duplicates");
     }
 
     #[test]

@@ -72,9 +72,13 @@ pub(crate) async fn run(router: Arc<MessageRouter>, job: GenerationJob) {
 
     let outcome = drive(&router, &job, &session_id, selected, request, &mut progress).await;
     finish(&router, &job, &session_id, outcome, progress).await;
+    // `finish` frees the slot before the closing frame; this covers its early paths.
+    free_slot(&job);
+}
 
-    // Free the slot unless someone (takeover, end) already took it and a newer
-    // generation claimed it since.
+/// Frees the session's generation slot unless someone (takeover, end) already took it
+/// and a newer generation claimed it since.
+fn free_slot(job: &GenerationJob) {
     let mut slot = job.live.generation.lock();
     if slot.as_ref().is_some_and(|s| s.id == job.slot_id) {
         *slot = None;
@@ -177,6 +181,39 @@ async fn finish(
             .record_response(elapsed_ms, i64::try_from(tokens).unwrap_or(i64::MAX))
             .is_ok();
 
+    // Then storage, still before the closing frame: the next user message may follow
+    // it immediately, and the store must receive this reply first to keep the order
+    // (the write-behind queue makes this an enqueue, not a database round trip).
+    if let Some(reply) = reply {
+        router.persist(
+            "append_message",
+            store.append_message(session_id, &reply).await,
+        );
+        metrics::counter!("chatbox_messages_total", "sender" => "ai").increment(1);
+    }
+    if recorded {
+        metrics::histogram!("chatbox_llm_response_seconds")
+            .record(job.started.elapsed().as_secs_f64());
+        metrics::counter!("chatbox_llm_tokens_total").increment(tokens);
+        let stats = job.session.stats();
+        router.persist(
+            "update_stats",
+            store
+                .update_stats(
+                    session_id,
+                    stats.total_tokens(),
+                    stats.max_ms(),
+                    stats.avg_ms(),
+                    stats.count(),
+                )
+                .await,
+        );
+    }
+
+    // The slot is free before the client hears "done", so its next message is
+    // accepted.
+    free_slot(job);
+
     // The closing frame, through the gate: after a takeover nothing is sent at all.
     match &outcome {
         Outcome::Completed | Outcome::Cancelled => {
@@ -219,33 +256,6 @@ async fn finish(
             job.live.channel.broadcast(Arc::from(frame.to_json()), None);
         }
         Outcome::Preempted => {}
-    }
-
-    // Then durable storage (off the hot path behind the write-behind queue).
-    if let Some(reply) = reply {
-        router.persist(
-            "append_message",
-            store.append_message(session_id, &reply).await,
-        );
-        metrics::counter!("chatbox_messages_total", "sender" => "ai").increment(1);
-    }
-    if recorded {
-        metrics::histogram!("chatbox_llm_response_seconds")
-            .record(job.started.elapsed().as_secs_f64());
-        metrics::counter!("chatbox_llm_tokens_total").increment(tokens);
-        let stats = job.session.stats();
-        router.persist(
-            "update_stats",
-            store
-                .update_stats(
-                    session_id,
-                    stats.total_tokens(),
-                    stats.max_ms(),
-                    stats.avg_ms(),
-                    stats.count(),
-                )
-                .await,
-        );
     }
 }
 

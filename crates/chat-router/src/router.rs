@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chat_config::Config;
 use chat_llm::ProviderRegistry;
 use chat_protocol::{ErrorCode, Message, MessageType, ModelInfo, Sender};
-use chat_ratelimit::KeyedLimiter;
+use chat_ratelimit::RateLimiters;
 use chat_session::{Session, SessionError, SessionManager, StoredMessage, SweepReport};
 use chat_storage::{SessionStore, StoreError};
 use chrono::Utc;
@@ -40,8 +40,9 @@ pub struct RouterDeps {
     pub store: Arc<dyn SessionStore>,
     /// LLM providers with deadlines and failover.
     pub providers: Arc<ProviderRegistry>,
-    /// Per-user chat message limiter.
-    pub message_limiter: Arc<KeyedLimiter<String>>,
+    /// The service's limiters; the router checks `user_messages` (the server's cleanup
+    /// task keeps all of them bounded).
+    pub limiters: Arc<RateLimiters>,
     /// Where help requests go.
     pub notifier: Arc<dyn HelpNotifier>,
     /// Cross-replica control events.
@@ -435,7 +436,7 @@ impl MessageRouter {
         message: Message,
     ) -> Result<(), FrameError> {
         let user_id = state.handle.identity().user_id.clone();
-        if let Err(limited) = self.deps.message_limiter.check(&user_id) {
+        if let Err(limited) = self.deps.limiters.user_messages.check(&user_id) {
             return Err(FrameError::new(
                 ErrorCode::TooManyRequests,
                 "too many messages; slow down",
@@ -851,6 +852,7 @@ impl MessageRouter {
             .await?;
         self.deps.bus.publish(BusEvent::Release {
             session_id: session_id.to_owned(),
+            admin_id: admin.user_id.clone(),
             admin_name: admin.name.clone(),
         });
         Ok(true)
@@ -859,11 +861,12 @@ impl MessageRouter {
     /// Ends a session of `user_id` (HTTP). Idempotent; the first end time is kept.
     pub async fn end_session(&self, session_id: &str, user_id: &str) -> Result<(), RouterError> {
         let session = self.session_by_id(session_id).await;
-        match session {
+        let newly_ended = match session {
             Some(session) if session.user_id() == user_id => {
                 let end_time = session.end_time().unwrap_or_else(Utc::now);
-                session.end(end_time);
+                let newly = session.end(end_time);
                 self.deps.store.end_session(session_id, end_time).await?;
+                newly
             }
             Some(_) => return Err(RouterError::NotFound),
             None => {
@@ -871,14 +874,19 @@ impl MessageRouter {
                 match stored {
                     Some(s) if s.user_id == user_id => {
                         self.deps.store.end_session(session_id, Utc::now()).await?;
+                        s.end_time.is_none()
                     }
                     _ => return Err(RouterError::NotFound),
                 }
             }
+        };
+        // Ending twice is idempotent: the first end time is kept and the devices are
+        // told once.
+        if newly_ended {
+            self.deps.bus.publish(BusEvent::SessionEnded {
+                session_id: session_id.to_owned(),
+            });
         }
-        self.deps.bus.publish(BusEvent::SessionEnded {
-            session_id: session_id.to_owned(),
-        });
         Ok(())
     }
 
@@ -923,9 +931,10 @@ impl MessageRouter {
                         .map(|_| ()),
                 );
             }
-            if let Some(live) = self.live.get(session_id) {
-                live.cancel_generation();
-            }
+            // Idle sessions ended by the sweeper: tell the devices still connected.
+            self.deps.bus.publish(BusEvent::SessionEnded {
+                session_id: session_id.clone(),
+            });
         }
         for session_id in &report.removed {
             self.live.remove(session_id);
@@ -977,6 +986,7 @@ impl BusHandler for MessageRouter {
             }
             BusEvent::Release {
                 session_id,
+                admin_id,
                 admin_name,
             } => {
                 if let Some(live) = self.live.get(session_id) {
@@ -984,6 +994,19 @@ impl BusHandler for MessageRouter {
                         Arc::from(Message::admin_leave(session_id, admin_name).to_json()),
                         None,
                     );
+                    // The admin's sockets stop following the conversation (unless the
+                    // admin is the owner).
+                    let owner = self
+                        .deps
+                        .sessions
+                        .get(session_id)
+                        .map(|s| s.user_id().to_owned());
+                    live.channel.unsubscribe_where(|c| {
+                        let who = c.identity();
+                        who.is_admin
+                            && &who.user_id == admin_id
+                            && owner.as_deref() != Some(who.user_id.as_str())
+                    });
                 }
             }
             BusEvent::SessionEnded { session_id } => {

@@ -752,3 +752,78 @@ async fn shutdown_cancels_generations_within_the_deadline() {
         ErrorCode::InternalError
     );
 }
+
+#[tokio::test]
+async fn a_message_right_after_done_is_accepted_and_stored_in_order() {
+    let h = Harness::with_script(Script::reply(["r"]), LLM_TIMEOUTS).await;
+    let mut user = h.connect("uri");
+    user.next_of(MessageType::ConnectionStatus).await;
+    for i in 0..5 {
+        user.say(&format!("m{i}")).await;
+        let frames = user.reply().await;
+        assert!(frames.last().unwrap().is_done(), "round {i}: {frames:?}");
+    }
+    h.wait_idle().await;
+    let order: Vec<(Sender, String)> = h
+        .log
+        .lock()
+        .iter()
+        .filter_map(|w| match w {
+            Write::Append(_, m) => Some((m.sender, m.content.clone())),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<(Sender, String)> = (0..5)
+        .flat_map(|i| {
+            [
+                (Sender::User, format!("m{i}")),
+                (Sender::Ai, "r".to_owned()),
+            ]
+        })
+        .collect();
+    assert_eq!(order, expected);
+}
+
+#[tokio::test]
+async fn ending_twice_notifies_once_and_release_unsubscribes_the_admin() {
+    let h = Harness::with_script(Script::reply(["ok"]), LLM_TIMEOUTS).await;
+    let mut user = h.connect("vic");
+    user.next_of(MessageType::ConnectionStatus).await;
+    user.say("hi").await;
+    let id = user.reply().await[0].session_id.clone().unwrap();
+
+    let admin = Identity {
+        user_id: "root".into(),
+        name: "Root".into(),
+        is_admin: true,
+    };
+    h.router.takeover(&id, &admin).await.unwrap();
+    let mut admin_conn = h.connect_admin("root");
+    admin_conn.next_of(MessageType::ConnectionStatus).await;
+    admin_conn
+        .send_json(json!({"type": "user_message", "session_id": id, "sender": "admin", "content": "hello"}))
+        .await;
+    user.next_of(MessageType::UserMessage).await;
+    h.router.release(&id, &admin).await.unwrap();
+    user.next_of(MessageType::AdminLeave).await;
+    user.say("after release").await;
+    user.reply().await;
+    h.wait_idle().await;
+    let seen_by_admin = admin_conn.drain();
+    assert!(
+        seen_by_admin
+            .iter()
+            .all(|m| m.kind != MessageType::AiResponse),
+        "the admin no longer follows the session: {seen_by_admin:?}"
+    );
+
+    h.router.end_session(&id, "vic").await.unwrap();
+    h.router.end_session(&id, "vic").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let notices = user
+        .drain()
+        .into_iter()
+        .filter(|m| m.kind == MessageType::Notification)
+        .count();
+    assert_eq!(notices, 1);
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chat_config::Config;
 use chat_llm::ProviderRegistry;
 use chat_protocol::{Message, MessageType};
-use chat_ratelimit::KeyedLimiter;
+use chat_ratelimit::RateLimiters;
 use chat_router::{
     ConnectionHandle, DefaultNotifier, Identity, InProcessBus, MessageRouter, Outgoing, RouterDeps,
 };
@@ -129,16 +129,13 @@ impl Harness {
     ) -> Self {
         let config = Arc::new(config);
         let providers = ProviderRegistry::from_settings(&config.llm).expect("providers");
-        let limiter = KeyedLimiter::new(
-            std::num::NonZeroU32::new(config.rate_limits.user_messages_per_minute).unwrap(),
-            std::num::NonZeroUsize::new(1000).unwrap(),
-        );
+        let limiters = RateLimiters::from_settings(&config.rate_limits).unwrap();
         let router = MessageRouter::new(RouterDeps {
             config: config.clone(),
             sessions: Arc::new(SessionManager::new(&config.sessions)),
             store: Arc::new(store),
             providers: Arc::new(providers),
-            message_limiter: Arc::new(limiter),
+            limiters: Arc::new(limiters),
             notifier: Arc::new(DefaultNotifier::log_only()),
             bus: InProcessBus::new(),
         });
