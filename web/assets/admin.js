@@ -112,7 +112,7 @@ async function loadSessions() {
 }
 
 function row(s) {
-  const actions = el('td', { class: 'actions' });
+  const actions = el('div', { class: 'actions-row' });
   const label = s.name || s.id;
   if (s.is_active) {
     const mine = s.admin_assisted && s.assisting_admin_name === me;
@@ -141,7 +141,7 @@ function row(s) {
     td(Number(s.total_tokens || 0).toLocaleString(), 'num'),
     td(formatDuration(s.duration), 'num'),
     td(s.admin_assisted ? s.assisting_admin_name || 'yes' : ''),
-    actions,
+    el('td', { class: 'actions' }, actions),
   );
 }
 
