@@ -179,9 +179,31 @@ pub fn build(input: &Collected) -> Report {
         .chain(input.loom_models.iter().map(|m| &m.case))
         .collect();
 
+    // When a test run produced no results at all (it did not build), say so in every
+    // issue without evidence: the build is the thing to fix, not the tests.
+    let broken_runs: Vec<&str> = input
+        .checks
+        .iter()
+        .filter(|c| c.id.starts_with("tests-") && c.status == CheckStatus::Failed)
+        .map(|c| c.id.as_str())
+        .collect();
+    let no_results_because = (evidence.is_empty() && !broken_runs.is_empty()).then(|| {
+        format!(
+            "no test results at all: check {} failed",
+            broken_runs.join(", ")
+        )
+    });
+
     let issues: Vec<IssueReport> = ISSUES
         .iter()
-        .map(|issue| issue_report(issue, &evidence, &input.checks))
+        .map(|issue| {
+            issue_report(
+                issue,
+                &evidence,
+                &input.checks,
+                no_results_because.as_deref(),
+            )
+        })
         .collect();
 
     let stray_tests: Vec<String> = evidence
@@ -266,7 +288,12 @@ pub fn build(input: &Collected) -> Report {
     }
 }
 
-fn issue_report(issue: &Issue, evidence: &[&TestCase], checks: &[CheckResult]) -> IssueReport {
+fn issue_report(
+    issue: &Issue,
+    evidence: &[&TestCase],
+    checks: &[CheckResult],
+    no_results_because: Option<&str>,
+) -> IssueReport {
     let sources: Vec<u8> = issue.evidence_issues().collect();
     let mut tests: Vec<EvidenceTest> = evidence
         .iter()
@@ -352,7 +379,9 @@ fn issue_report(issue: &Issue, evidence: &[&TestCase], checks: &[CheckResult]) -
                 .iter()
                 .map(|n| format!("production_issue_{n:02}_*"))
                 .collect();
-            if tests.is_empty() {
+            if let Some(cause) = no_results_because {
+                cause.to_owned()
+            } else if tests.is_empty() {
                 format!(
                     "no test named {} ran (expected in {})",
                     prefixes.join(" or "),

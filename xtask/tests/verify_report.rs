@@ -484,3 +484,21 @@ fn real_llvm_cov_export_sums_lines_per_crate() {
     assert_eq!((config.lines_covered, config.lines_total), (918, 994));
     assert_eq!(summary.below_floor().count(), 0);
 }
+
+#[test]
+fn a_test_run_that_did_not_build_is_named_as_the_cause_of_missing_evidence() {
+    let mut input = all_resolved();
+    input.tests.clear();
+    for c in &mut input.checks {
+        if c.id == "tests-embedded" {
+            c.status = CheckStatus::Failed;
+        }
+    }
+    let report = report::build(&input);
+    assert_eq!(report.summary.missing_evidence, 19);
+    assert_eq!(
+        issue(&report, 5).reason,
+        "no test results at all: check tests-embedded failed"
+    );
+    assert!(!report.passed);
+}

@@ -361,7 +361,7 @@ fn status_pill(s: &CheckStatus) -> String {
         CheckStatus::Failed => "bad",
         CheckStatus::Skipped { .. } | CheckStatus::NotAvailable { .. } => "warn",
     };
-    pill(class, &s.describe())
+    pill(class, s.word())
 }
 
 /// Escapes text for HTML element content and double- or single-quoted attributes.

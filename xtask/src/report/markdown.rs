@@ -69,7 +69,7 @@ pub fn render(report: &Report) -> String {
             cell(&c.title),
             if c.blocking { "yes" } else { "no" },
             status_mark(&c.status),
-            cell(&c.status.describe()),
+            c.status.word(),
             c.duration
                 .map(|d| format!("{:.1} s", d.as_secs_f64()))
                 .unwrap_or_default(),
