@@ -145,7 +145,7 @@ pub struct AdminMetricsResponse {
     pub avg_response_time_ms: u64,
     /// Slowest reply over those sessions, ms.
     pub max_response_time_ms: u64,
-    /// Sessions that were admin-assisted.
+    /// Of those sessions, the ones an admin assists right now.
     pub admin_assisted_count: u64,
     /// The window.
     pub time_range: TimeRange,
@@ -176,7 +176,7 @@ pub struct HealthResponse {
 /// One dependency check of `GET /readyz`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckResult {
-    /// `"healthy"` or `"unhealthy"`.
+    /// `"ok"` or `"failing"` (the server adds backend details next to it).
     pub status: String,
     /// Why the check failed (absent when healthy).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -111,7 +111,13 @@ fn check_file_url(value: Option<&str>) -> Result<(), ProtocolError> {
     };
     match url::Url::parse(raw) {
         Ok(u) if u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
-        Ok(_) => Err(ProtocolError::invalid("file_url", "must be an https URL")),
+        // Plain http only to this machine: the URLs a development server (no TLS,
+        // loopback) hands out for its own uploads. Anything else must be https.
+        Ok(u) if u.scheme() == "http" && is_loopback(&u) => Ok(()),
+        Ok(_) => Err(ProtocolError::invalid(
+            "file_url",
+            "must be an https URL (plain http only to localhost)",
+        )),
         Err(e) => Err(ProtocolError::invalid(
             "file_url",
             format!("must be an https URL ({e})"),
@@ -163,5 +169,18 @@ fn require(field: &str, value: Option<&str>, kind: MessageType) -> Result<(), Pr
             field,
             format!("required for {kind}"),
         )),
+    }
+}
+
+/// `localhost`, `*.localhost`, 127.0.0.0/8 or `[::1]`.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => {
+            let d = d.to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }

@@ -582,3 +582,32 @@ proptest! {
         let _ = validate(&msg, DateTime::<Utc>::MIN_UTC);
     }
 }
+
+#[test]
+fn file_urls_are_https_or_local_http() {
+    let now = chrono::Utc::now();
+    for ok in [
+        "https://cdn.example.org/f/1",
+        "http://127.0.0.1:8080/chatbox/uploads/ab",
+        "http://localhost/x",
+        "http://[::1]:9/x",
+    ] {
+        let frame =
+            serde_json::json!({"type": "file_upload", "file_id": "f", "file_url": ok}).to_string();
+        assert!(
+            chat_protocol::decode_client_frame(&frame, now).is_ok(),
+            "{ok}"
+        );
+    }
+    for bad in [
+        "http://example.org/x",
+        "http://10.0.0.1/x",
+        "ftp://localhost/x",
+        "javascript:alert(1)",
+    ] {
+        let frame =
+            serde_json::json!({"type": "file_upload", "file_id": "f", "file_url": bad}).to_string();
+        let err = chat_protocol::decode_client_frame(&frame, now).unwrap_err();
+        assert_eq!(err.field(), Some("file_url"), "{bad}");
+    }
+}
