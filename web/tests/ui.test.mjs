@@ -5,6 +5,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ChatServer, echoReply, launchBrowser, mintToken, screenshot, watchedPage } from './harness.mjs';
 
+/** Same rendering of times and numbers on every machine. */
+const FIXED_LOCALE = { locale: 'en-US', timezoneId: 'UTC' };
+
 /** Upper bound for anything the UI must show; generous for a loaded CI machine. */
 const SHOW_MS = 20000;
 
@@ -77,7 +80,7 @@ describe('web UI in a real browser', () => {
     server = new ChatServer();
     await server.start();
     browser = await launchBrowser();
-    userContext = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+    userContext = await browser.newContext({ ...FIXED_LOCALE, viewport: { width: 1100, height: 800 } });
     userContext.setDefaultTimeout(SHOW_MS);
     userPage = await watchedPage(userContext);
   });
@@ -206,7 +209,7 @@ describe('web UI in a real browser', () => {
 
   test('an admin takes over in a second browser and both sides chat', async () => {
     await openChat(userPage);
-    const adminContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const adminContext = await browser.newContext({ ...FIXED_LOCALE, viewport: { width: 1280, height: 900 } });
     const adminPage = await watchedPage(adminContext);
     try {
       const adminToken = server.token(ADMIN.id, ADMIN.name, ['admin']);
@@ -251,7 +254,7 @@ describe('web UI in a real browser', () => {
     const link = await userPage.inputValue('#share-link');
     assert.match(link, /\/chatbox\/ui\/shared\/[0-9a-f]{32}$/);
 
-    const anonymous = await browser.newContext({ viewport: { width: 1000, height: 800 } });
+    const anonymous = await browser.newContext({ ...FIXED_LOCALE, viewport: { width: 1000, height: 800 } });
     try {
       const shared = await watchedPage(anonymous);
       await shared.goto(link);
@@ -337,7 +340,7 @@ describe('web UI in a real browser', () => {
   });
 
   test('the admin table sends exactly the /admin/sessions query parameters', async () => {
-    const adminContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const adminContext = await browser.newContext({ ...FIXED_LOCALE, viewport: { width: 1280, height: 900 } });
     adminContext.setDefaultTimeout(SHOW_MS);
     const page = await watchedPage(adminContext);
     try {
@@ -429,7 +432,7 @@ describe('web UI in a real browser', () => {
     assert.equal(await userPage.locator('#composer-input').isDisabled(), false);
   });
 
-  test('the Markdown renderer builds safe DOM', async () => {
+  test('the Markdown renderer builds safe DOM; page helpers behave', async () => {
     const page = await watchedPage(userContext);
     try {
       await page.goto(server.ui(''));
@@ -444,6 +447,24 @@ describe('web UI in a real browser', () => {
         });
       }, MARKDOWN_CASES.map(([source]) => source));
       MARKDOWN_CASES.forEach(([source, html], i) => assert.equal(rendered[i], html, JSON.stringify(source)));
+
+      const helpers = await page.evaluate(async () => {
+        const c = await import('./assets/common.js');
+        const now = Date.parse('2026-01-01T12:00:00Z');
+        return {
+          prefixes: ['/chatbox/ui/', '/chatbox/ui', '/ui/', '/a/b/ui/shared/0f', '/x/ui/ui/sessions'].map(c.prefixFrom),
+          times: ['2026-01-01T11:59:58Z', '2026-01-01T11:57:00Z', '2025-12-31T12:00:00Z', 'garbage'].map((t) => c.relativeTime(t, now)),
+          durations: [0, 59, 61, 3720].map(c.formatDuration),
+          claims: c.claimsOf(`x.${btoa(JSON.stringify({ user_id: 'u', roles: ['chat_admin'] })).replace(/=+$/, '')}.y`),
+        };
+      });
+      assert.deepEqual(helpers.prefixes, ['/chatbox', '/chatbox', '', '/a/b', '/x/ui']);
+      assert.equal(helpers.times[0], 'just now');
+      assert.match(helpers.times[1], /3 minutes ago/);
+      assert.match(helpers.times[2], /yesterday|1 day ago/);
+      assert.equal(helpers.times[3], '');
+      assert.deepEqual(helpers.durations, ['0s', '59s', '1m 01s', '1h 02m']);
+      assert.deepEqual(helpers.claims, { user_id: 'u', roles: ['chat_admin'] });
       assertNoProblems(page);
     } finally {
       await page.close();
