@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{header, HeaderName, HeaderValue, Request};
+use axum::http::{header, HeaderName, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 use axum::Router;
@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::health::{self, LlmCheck, Readiness, StorageCheck};
@@ -36,6 +37,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct Services {
     /// The handlers' shared state.
     pub state: AppState,
+    /// WebSocket endpoint state (connections, origin policy, drain).
+    pub ws: chat_ws::WsState,
     background: TaskTracker,
     cancel: CancellationToken,
 }
@@ -88,12 +91,7 @@ impl Services {
             sessions: sessions.clone(),
             store: store.clone(),
             providers: providers.clone(),
-            message_limiter: Arc::new(chat_ratelimit::KeyedLimiter::new(
-                std::num::NonZeroU32::new(config.rate_limits.user_messages_per_minute)
-                    .unwrap_or(std::num::NonZeroU32::MIN),
-                std::num::NonZeroUsize::new(config.rate_limits.max_tracked_keys)
-                    .unwrap_or(std::num::NonZeroUsize::MIN),
-            )),
+            limiters: limiters.clone(),
             notifier,
             bus: InProcessBus::new(),
         });
@@ -129,6 +127,7 @@ impl Services {
             Arc::new(StorageCheck::new(store.clone(), config.storage.backend)),
             Arc::new(LlmCheck::new(providers.clone())),
         ]));
+        let ws = chat_ws::WsState::from_config(&config, router.clone(), validator.clone());
         let state = AppState {
             config,
             readiness,
@@ -141,6 +140,7 @@ impl Services {
         };
         Ok(Self {
             state,
+            ws,
             background,
             cancel,
         })
@@ -153,7 +153,7 @@ impl Services {
         let until = Instant::now() + deadline;
         let remaining = || until.saturating_duration_since(Instant::now());
         self.state.readiness.start_draining();
-        let ws_ok = true;
+        let ws_ok = self.ws.drain().drain(remaining()).await.graceful;
         let router_ok = self.state.router.shutdown(remaining()).await;
         self.cancel.cancel();
         self.background.close();
@@ -182,9 +182,15 @@ pub fn router(services: &Services) -> Router {
     let api = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .merge(crate::api::routes(&state))
+        .merge(
+            crate::api::routes(&state).layer(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                state.config.server.request_timeout,
+            )),
+        )
         .route_layer(axum::middleware::from_fn(crate::metrics::track_http))
         .with_state(state.clone())
+        .merge(chat_ws::routes(services.ws.clone()))
         .nest("/ui/", crate::web::router())
         .route("/", get(move || async move { Redirect::temporary(&ui) }));
     let app = if prefix == "/" {
@@ -235,7 +241,8 @@ fn with_layers(app: Router, config: &Config) -> Router {
                 .max_age(Duration::from_secs(600)),
         );
     }
-    app.layer(PropagateRequestIdLayer::new(REQUEST_ID))
+    app.layer(axum::middleware::from_fn(crate::json_errors::json_errors))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 let request_id = req

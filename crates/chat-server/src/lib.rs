@@ -10,6 +10,7 @@ pub mod app;
 pub mod cli;
 pub mod client_ip;
 pub mod health;
+pub mod json_errors;
 pub mod logging;
 pub mod metrics;
 pub mod shutdown;

@@ -113,6 +113,20 @@ async fn production_issue_05_every_route_registered() {
     // The UI is mounted and the prefix root redirects to it.
     let ui = client.get(server.url("/ui/")).send().await.unwrap();
     assert_eq!(ui.status().as_u16(), 200);
+    // Framework-level errors are JSON too: wrong method, a plain GET on /ws.
+    let resp = client.put(server.url("/sessions")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "BAD_REQUEST", "{body}");
+    let resp = client
+        .get(server.url("/ws"))
+        .bearer_auth(&user)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_client_error());
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["code"].is_string(), "{body}");
     // Unknown routes: a JSON 404.
     let (status, body) = get_json(&client, &server.url("/nope"), None).await;
     assert_eq!(status, 404);

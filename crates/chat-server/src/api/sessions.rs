@@ -67,8 +67,11 @@ async fn owned(state: &AppState, id: &str, claims: &Claims) -> ApiResult<Session
         if session.user_id() != claims.user_id {
             return Err(ApiError::not_found());
         }
+        // Memory is authoritative while the session is active and holds the whole
+        // conversation; an ended session is read from the store, which also has a
+        // partial reply that was still streaming when it ended.
         let snapshot = session.snapshot();
-        if snapshot.messages.len() as u64 >= session.message_count() {
+        if session.is_active() && snapshot.messages.len() as u64 >= session.message_count() {
             return Ok(snapshot);
         }
     }

@@ -42,7 +42,7 @@ pub async fn upload(
     while let Some(mut field) = multipart
         .next_field()
         .await
-        .map_err(|e| ApiError::bad_request(format!("file: invalid multipart body: {e}")))?
+        .map_err(|e| multipart_error(&e, max))?
     {
         if field.name() != Some("file") {
             continue;
@@ -79,7 +79,7 @@ pub async fn upload(
                 Err(e) => {
                     drop(file);
                     let _ = tokio::fs::remove_file(&path).await;
-                    return Err(too_large_or_bad(e.to_string(), max));
+                    return Err(multipart_error(&e, max));
                 }
             };
             size += chunk.len() as u64;
@@ -125,14 +125,16 @@ pub async fn upload(
     ))
 }
 
-fn too_large_or_bad(message: String, max: u64) -> ApiError {
-    if message.contains("length limit") {
+/// 413 when the body hit the size limit (the body limit stops reading before the
+/// field is complete), else 400 naming the field.
+fn multipart_error(e: &axum::extract::multipart::MultipartError, max: u64) -> ApiError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             ApiErrorCode::PayloadTooLarge,
             format!("file: larger than the limit of {max} bytes"),
         )
     } else {
-        ApiError::bad_request(format!("file: {message}"))
+        ApiError::bad_request(format!("file: invalid multipart body: {}", e.body_text()))
     }
 }
 
