@@ -54,6 +54,8 @@ pub struct Report {
     pub manifest_audit: Option<ManifestAuditSummary>,
     /// The config file audit, when requested.
     pub config_audit: Option<ConfigAuditSummary>,
+    /// The performance smoke's results table (Markdown), when it ran.
+    pub bench_smoke: Option<String>,
     /// Tests named `production_issue_NN_*` whose NN is not one of the 19: a typo that
     /// would otherwise leave its issue without evidence silently.
     pub stray_tests: Vec<String>,
@@ -284,6 +286,7 @@ pub fn build(input: &Collected) -> Report {
         }),
         manifest_audit: input.manifest_audit.clone(),
         config_audit: input.config_audit.clone(),
+        bench_smoke: input.bench_smoke.clone(),
         stray_tests,
     }
 }

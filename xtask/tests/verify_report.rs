@@ -337,6 +337,8 @@ fn rich_input() -> Collected {
             TestOutcome::Failed,
         )
     });
+    input.bench_smoke =
+        Some("# Benchmarks\n\n| metric | value |\n|---|---|\n| <ttft> | 3 ms |\n".to_owned());
     input.loom_models.push(LibtestCase {
         case: case(
             "loom",
@@ -395,6 +397,10 @@ fn html_is_self_contained_and_escapes_everything_from_the_run() {
         19,
         "a table per issue"
     );
+    assert!(
+        html.contains("| &lt;ttft&gt; | 3 ms |"),
+        "bench table escaped"
+    );
 }
 
 #[test]
@@ -412,6 +418,10 @@ fn markdown_has_an_overview_row_per_issue_and_safe_output() {
     assert!(md.contains("| chat-ws | 100 | 50 | 50.0 | ❌ below floor |"));
     assert!(md.contains("skipped: no nightly toolchain"));
     assert!(md.contains("with `--quick`"));
+    assert!(
+        md.contains("## Performance smoke\n\n### Benchmarks\n"),
+        "bench headings demoted"
+    );
 }
 
 #[test]
@@ -434,6 +444,7 @@ fn json_carries_the_schema_and_stable_field_names() {
     assert_eq!(value["loom_models"][0]["iterations"], 4321);
     assert_eq!(value["coverage"]["crates"][1]["below_floor"], true);
     assert_eq!(value["summary"]["missing_evidence"], 0);
+    assert!(value["bench_smoke"].as_str().unwrap().contains("3 ms"));
 }
 
 #[test]

@@ -197,6 +197,11 @@ pub fn render(report: &Report) -> String {
         list(&mut out, "mute", &c.notes);
     }
 
+    if let Some(table) = &report.bench_smoke {
+        out.push_str("<h2>Performance smoke</h2>\n");
+        let _ = writeln!(out, "<pre>{}</pre>", esc(table));
+    }
+
     if !report.stray_tests.is_empty() {
         out.push_str("<h2>Tests named for an unknown issue</h2>\n");
         list(&mut out, "warn", &report.stray_tests);

@@ -233,6 +233,19 @@ pub fn render(report: &Report) -> String {
         out.push('\n');
     }
 
+    if let Some(table) = &report.bench_smoke {
+        // The benchmark's own Markdown, one heading level down.
+        let _ = writeln!(out, "## Performance smoke\n");
+        for line in table.lines() {
+            if line.starts_with('#') {
+                let _ = writeln!(out, "##{line}");
+            } else {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        out.push('\n');
+    }
+
     if !report.stray_tests.is_empty() {
         let _ = writeln!(out, "## Tests named for an unknown issue\n");
         for t in &report.stray_tests {

@@ -26,4 +26,7 @@ pub struct Collected {
     pub manifest_audit: Option<ManifestAuditSummary>,
     /// The config file audit, when `--config FILE` was given.
     pub config_audit: Option<ConfigAuditSummary>,
+    /// The performance smoke's results table (Markdown, from `cargo xtask bench
+    /// --smoke`), when it produced one.
+    pub bench_smoke: Option<String>,
 }
