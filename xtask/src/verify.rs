@@ -377,7 +377,9 @@ fn test_run(
     }
     let junit = root.join("target/nextest/default/junit.xml");
     // A stale file from an earlier run must not pass for this run's results.
+    let kept = out_dir.join(format!("junit-{label}.xml"));
     let _ = std::fs::remove_file(&junit);
+    let _ = std::fs::remove_file(&kept);
 
     let logged = match progress.run_logged(title, id, &mut cmd) {
         Ok(l) => l,
@@ -386,7 +388,7 @@ fn test_run(
     let (tests, parse_problem) = if nextest {
         match std::fs::read_to_string(&junit) {
             Ok(xml) => {
-                let _ = std::fs::write(out_dir.join(format!("junit-{label}.xml")), &xml);
+                let _ = std::fs::write(&kept, &xml);
                 match junit::parse_junit(&xml, label) {
                     Ok(t) => (t, None),
                     Err(e) => (Vec::new(), Some(format!("unreadable JUnit: {e}"))),
