@@ -73,8 +73,8 @@ const MAX_HOST_LEN: usize = 255;
 /// page is at `{prefix}/ui/` as documented: axum maps an inner `/` to exactly the
 /// nest path, so `.nest("/ui", …)` serves it at `{prefix}/ui` only (and
 /// `{prefix}/ui/` is then a 404). The chat page works at either spelling because it
-/// carries a `<base href>` naming its directory, so its relative links resolve the
-/// same way; a redirect to the root must just name the spelling that is mounted.
+/// carries a relative `<base href>` naming its directory, so its relative links
+/// resolve the same way; a redirect to the root must name the spelling that is mounted.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(chat_page))
@@ -91,14 +91,16 @@ async fn chat_page(OriginalUri(original): OriginalUri, request_headers: HeaderMa
     let Some(asset) = find("index.html") else {
         return not_found(&request_headers);
     };
-    // `{prefix}/ui` and `{prefix}/ui/` both mean the UI directory.
-    let mut dir = original.path().to_owned();
-    if !dir.ends_with('/') {
-        dir.push('/');
-    }
+    // `{prefix}/ui` and `{prefix}/ui/` both mean the UI directory. The base stays
+    // relative (`ui/` resolves against `…/ui`), so a reverse proxy that serves the
+    // app under another prefix than the one the server sees still gets working links.
+    let base = match original.path().rsplit('/').next() {
+        Some(last) if !last.is_empty() => format!("{last}/"),
+        _ => "./".to_owned(),
+    };
     let page = String::from_utf8_lossy(asset.body).replacen(
         BASE_PLACEHOLDER,
-        &format!("<base href=\"{}\">", escape_attribute(&dir)),
+        &format!("<base href=\"{}\">", escape_attribute(&base)),
         1,
     );
     respond(page.into_bytes().into(), HTML, &request_headers)
@@ -310,15 +312,11 @@ mod tests {
     #[tokio::test]
     async fn the_chat_page_names_its_directory_as_base_under_either_nesting() {
         let with_slash = get_with(app(), "/chatbox/ui/", &[]).await;
-        assert!(body_text(with_slash)
-            .await
-            .contains(r#"<base href="/chatbox/ui/">"#));
+        assert!(body_text(with_slash).await.contains(r#"<base href="./">"#));
         let without = Router::new().nest("/chatbox", Router::new().nest("/ui", router()));
         let response = get_with(without, "/chatbox/ui", &[]).await;
         assert_eq!(response.status(), StatusCode::OK);
-        assert!(body_text(response)
-            .await
-            .contains(r#"<base href="/chatbox/ui/">"#));
+        assert!(body_text(response).await.contains(r#"<base href="ui/">"#));
     }
 
     #[test]
