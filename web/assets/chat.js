@@ -139,6 +139,28 @@ async function loadHistory(sid) {
   return detail;
 }
 
+/**
+ * `admin_join` is not replayed, so after a reload the takeover state comes from the
+ * session list (GET /sessions carries `admin_assisted` and the admin's name).
+ */
+async function refreshAssistance(sid) {
+  try {
+    const { sessions = [] } = await api('/sessions', { token });
+    const meta = sessions.find((s) => s.id === sid);
+    showAssisted(meta && meta.admin_assisted ? meta.assisting_admin_name || 'an administrator' : null);
+  } catch {
+    // The banner is informative; the conversation works without it.
+  }
+}
+
+function showAssisted(name) {
+  state.assistedBy = name;
+  const banner = $('assisted');
+  banner.hidden = !name;
+  banner.textContent = name ? `You are being assisted by ${name}.` : '';
+  stopBtn.disabled = !state.busy || Boolean(name);
+}
+
 /** Runs `work` while incoming frames wait, then handles them in order. */
 async function holdingFrames(work) {
   state.queue = state.queue || [];
@@ -245,6 +267,7 @@ async function onConnected(status) {
     // from the start of the replay buffer, deduplicated against the history.
     adoptSession(active);
     await loadHistory(active);
+    await refreshAssistance(active);
     state.reply = null;
     state.chunks.clear();
     resume(state.seq);
@@ -299,19 +322,14 @@ function handleFrame(f) {
     case 'admin_join': {
       const name = meta.admin_name || f.content || 'an administrator';
       finishReply(true);
-      state.assistedBy = name;
-      const banner = $('assisted');
-      banner.hidden = false;
-      banner.textContent = `You are being assisted by ${name}.`;
+      showAssisted(name);
       append(noticeItem(`${name} joined the conversation.`));
       setBusy(false);
       break;
     }
     case 'admin_leave': {
       const name = meta.admin_name || state.assistedBy || 'The administrator';
-      state.assistedBy = null;
-      $('assisted').hidden = true;
-      $('assisted').textContent = '';
+      showAssisted(null);
       append(noticeItem(`${name} left the conversation. The assistant answers again.`));
       setBusy(state.busy);
       break;

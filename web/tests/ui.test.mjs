@@ -236,6 +236,11 @@ describe('web UI in a real browser', () => {
       await adminPage.press('#composer-input', 'Enter');
       await userPage.waitForSelector('#messages .msg-admin[data-text="Anything else?"]', { timeout: SHOW_MS });
       assert.equal(await countAi(userPage, echoReply('Thanks Ada!')), 0, 'the model stays silent while assisted');
+      // A reload keeps the takeover banner (admin_join is not replayed).
+      await userPage.reload();
+      await userPage.waitForSelector('#assisted:not([hidden])');
+      assert.match(await userPage.locator('#assisted').textContent(), /assisted by Ada Admin/);
+      await userPage.waitForSelector('#messages .msg-admin[data-text="Anything else?"]');
       await screenshot(adminPage, 'admin-chat');
       await screenshot(userPage, 'chat-assisted');
 
