@@ -13,8 +13,17 @@
 //!   `ping_interval`, and the final close frame.
 //! - Any inbound frame (data, ping, pong) proves the peer alive; after `pong_timeout`
 //!   without one the connection is closed.
-//! - The router's kill switch (slow consumer) closes with 1008, the drain with 1001,
-//!   an oversized frame with 1009.
+//! - Close codes: the drain sends 1001 "Server shutting down"; the router's kill
+//!   switch (slow consumer) 1008 "too slow"; an oversized frame 1009 "message too
+//!   big"; a heartbeat timeout 1000 "heartbeat timeout" (the peer is most likely gone;
+//!   a client that does see it simply reconnects).
+//! - Oversized frames: tungstenite enforces `max_frame_size` on the frame header and
+//!   `max_message_size` on the assembled message (both set to `max_message_size`), so
+//!   an oversized payload is never buffered. It reports `Error::Capacity` and sends
+//!   nothing itself; the read pump maps that error to close 1009.
+//! - After sending a close frame the pump keeps reading (and discarding) for at most
+//!   [`CLOSE_GRACE`] until the peer's close reply, so the close frame is not lost to a
+//!   TCP reset caused by dropping a socket with unread data.
 //! - Every exit path, including a panic or the drain's abort dropping this future,
 //!   unregisters the connection from the router, releases the user's connection slot
 //!   and the drain guard (they are owned values dropped with the future), and aborts

@@ -17,10 +17,12 @@ use crate::connection::{self, ConnectionContext};
 use crate::error::HandshakeError;
 use crate::state::WsState;
 
-/// Bytes of the tungstenite read buffer per connection. The default (128 KiB) is
-/// allocated eagerly for every socket; chat frames are small, and larger ones grow
-/// the buffer on demand up to `max_message_size`.
-pub const READ_BUFFER_SIZE: usize = 4 * 1024;
+/// Bytes of the tungstenite read buffer per connection (and the most read per
+/// syscall). The default (128 KiB) is allocated and zero-filled for every socket;
+/// chat frames are small, and a larger frame grows the buffer on demand (up to
+/// `max_message_size`). 1 KiB instead of 4 KiB saves 3 KiB per idle connection
+/// (measured, see the crate docs).
+pub const READ_BUFFER_SIZE: usize = 1024;
 
 /// Bytes buffered before tungstenite writes to the socket. Every frame is flushed
 /// right away anyway; a small target keeps idle sockets cheap.

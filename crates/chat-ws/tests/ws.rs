@@ -747,3 +747,42 @@ async fn the_read_pump_never_waits_on_routing() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_refusals_do_not_flood_the_open_sockets() {
+    let server = Server::start(
+        Script::reply(["x"]),
+        "[websocket]\nmax_connections_per_user = 1\n",
+    )
+    .await;
+    let mut open = server.connect("loop").await;
+    // A client stuck in a reconnect loop: 30 concurrent refused handshakes.
+    let attempts: Vec<_> = (0..30)
+        .map(|_| {
+            let url = server.url();
+            let options = ConnectOptions::bearer(server.token("loop"));
+            tokio::spawn(async move { WsClient::connect(&url, &options).await })
+        })
+        .collect();
+    for attempt in attempts {
+        let refused = attempt.await.unwrap().expect_err("over the limit");
+        assert_eq!(refused.status(), Some(429));
+    }
+    // The open socket is told, but a bounded number of times, and it stays usable.
+    // Every notice was queued before its 429 was sent, so all precede this pong.
+    open.send_json(&json!({"type": "ping"})).await.unwrap();
+    let mut notices = 0;
+    loop {
+        let m = open.next_message(FRAME_TIMEOUT).await.unwrap();
+        match m.kind {
+            MessageType::Notification => notices += 1,
+            MessageType::Pong => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        (1..=6).contains(&notices),
+        "notices are throttled per user, got {notices}"
+    );
+    assert_eq!(server.state.limiter().count("loop"), 1);
+}

@@ -12,7 +12,7 @@ use chat_auth::{JwtValidator, TokenIssuer};
 use chat_config::{Config, JwtAlgorithm};
 use chat_llm::ProviderRegistry;
 use chat_protocol::{Message, MessageType};
-use chat_ratelimit::{ConnectionLimiter, KeyedLimiter};
+use chat_ratelimit::{ConnectionLimiter, RateLimiters};
 use chat_router::{DefaultNotifier, InProcessBus, MessageRouter, RouterDeps};
 use chat_session::{SessionManager, StoredMessage};
 use chat_storage::{MockSessionStore, StoreHealth};
@@ -115,16 +115,13 @@ impl Server {
         let config = Arc::new(config(extra, &fake));
         let log: WriteLog = Arc::default();
         let providers = ProviderRegistry::from_settings(&config.llm).expect("providers");
-        let limiter = KeyedLimiter::new(
-            std::num::NonZeroU32::new(config.rate_limits.user_messages_per_minute).unwrap(),
-            std::num::NonZeroUsize::new(1000).unwrap(),
-        );
+        let limiters = RateLimiters::from_settings(&config.rate_limits).unwrap();
         let router = MessageRouter::new(RouterDeps {
             config: config.clone(),
             sessions: Arc::new(SessionManager::new(&config.sessions)),
             store: Arc::new(store.unwrap_or_else(|| recording_store(log.clone()))),
             providers: Arc::new(providers),
-            message_limiter: Arc::new(limiter),
+            limiters: Arc::new(limiters),
             notifier: Arc::new(DefaultNotifier::log_only()),
             bus: InProcessBus::new(),
         });
