@@ -261,6 +261,7 @@ async function onConnected(status) {
     }
     if (active === state.sid && state.historyFor === active) {
       resume(state.seq); // a blip: chunks already held are dropped as duplicates
+      await refreshAssistance(active); // a takeover may have happened meanwhile
       return;
     }
     // A reload (same session) resumes from the floor; another device's session
@@ -619,6 +620,10 @@ $('share-revoke').addEventListener('click', async () => {
   } catch (e) {
     append(errorItem(describeError(e), e.code));
   }
+});
+
+$('share-box').addEventListener('keydown', (e) => {
+  if (e.key === 'Escape') $('share-close').click();
 });
 
 $('share-close').addEventListener('click', () => {
