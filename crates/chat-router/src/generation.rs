@@ -53,6 +53,9 @@ struct Progress {
     provider: Option<String>,
     last_seq: u64,
     first_token: Option<Instant>,
+    /// Time spent waiting on the provider (connect, first byte, every chunk); the rest
+    /// of the reply's wall time is the gateway's own overhead.
+    provider_wait: std::time::Duration,
 }
 
 pub(crate) async fn run(router: Arc<MessageRouter>, job: GenerationJob) {
@@ -68,6 +71,7 @@ pub(crate) async fn run(router: Arc<MessageRouter>, job: GenerationJob) {
         provider: None,
         last_seq: 0,
         first_token: None,
+        provider_wait: std::time::Duration::ZERO,
     };
 
     let outcome = drive(&router, &job, &session_id, selected, request, &mut progress).await;
@@ -93,22 +97,26 @@ async fn drive(
     request: ChatRequest,
     progress: &mut Progress,
 ) -> Outcome {
+    let waiting = Instant::now();
     let attempt = tokio::select! {
         biased;
         () = job.cancel.cancelled() => return Outcome::Cancelled,
         r = router.deps.providers.stream_with_failover(selected, request) => r,
     };
+    progress.provider_wait += waiting.elapsed();
     let (provider, mut stream) = match attempt {
         Ok(ok) => ok,
         Err(e) => return Outcome::Failed(e),
     };
     progress.provider = Some(provider);
     loop {
+        let waiting = Instant::now();
         let event = tokio::select! {
             biased;
             () = job.cancel.cancelled() => return Outcome::Cancelled,
             e = stream.next() => e,
         };
+        progress.provider_wait += waiting.elapsed();
         match event {
             None | Some(Ok(StreamEvent::Done)) => return Outcome::Completed,
             Some(Ok(StreamEvent::Usage(usage))) => progress.usage = Some(usage),
@@ -192,8 +200,11 @@ async fn finish(
         metrics::counter!("chatbox_messages_total", "sender" => "ai").increment(1);
     }
     if recorded {
-        metrics::histogram!("chatbox_llm_response_seconds")
-            .record(job.started.elapsed().as_secs_f64());
+        let total = job.started.elapsed();
+        metrics::histogram!("chatbox_llm_response_seconds").record(total.as_secs_f64());
+        // Request time minus provider time: what the gateway itself added.
+        metrics::histogram!("chatbox_gateway_overhead_seconds")
+            .record(total.saturating_sub(progress.provider_wait).as_secs_f64());
         metrics::counter!("chatbox_llm_tokens_total").increment(tokens);
         let stats = job.session.stats();
         router.persist(

@@ -211,6 +211,33 @@ async fn sessions_list_detail_share_and_end() {
     )
     .await;
 
+    // The chat shows up in the Prometheus metrics, latency split included.
+    assert_eq!(
+        get_json(&client, &server.url("/healthz"), None).await.0,
+        200
+    );
+    let text = client
+        .get(server.url("/metrics/prometheus"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "chatbox_llm_time_to_first_token_seconds",
+        "chatbox_gateway_overhead_seconds",
+        "chatbox_llm_response_seconds",
+        "chatbox_messages_total",
+        "chatbox_sessions_active",
+        "chatbox_http_requests_total",
+    ] {
+        assert!(
+            text.contains(name),
+            "{name} missing from /metrics/prometheus"
+        );
+    }
+
     let (status, list) = get_json(&client, &server.url("/sessions"), Some(&alice)).await;
     assert_eq!(status, 200);
     assert_eq!(list["user_id"], "alice");
