@@ -146,6 +146,12 @@ export class ChatServer {
     this.child = null;
   }
 
+  /** Stops the server and deletes its temp dir (data, config, uploads). */
+  async dispose() {
+    await this.stop();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
   /** URL of a UI page (`''` chat, `sessions`, `admin`, `shared/<t>`). */
   ui(page = '', query = '') {
     return `${this.base}${PREFIX}/ui/${page}${query ? `?${query}` : ''}`;

@@ -31,4 +31,5 @@ if [ -z "${CHATBOX_BIN:-}" ]; then
 fi
 
 mkdir -p "$root/target/browser-artifacts"
+rm -f "$root"/target/browser-artifacts/server-*.log # logs of this run only
 exec node --test --test-concurrency=1 --test-reporter=spec "$here"/*.test.mjs

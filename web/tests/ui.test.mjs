@@ -87,7 +87,7 @@ describe('web UI in a real browser', () => {
 
   after(async () => {
     if (browser) await browser.close();
-    if (server) await server.stop();
+    if (server) await server.dispose();
   });
 
   test('the sign-in token leaves the address bar and a message streams in', async () => {
