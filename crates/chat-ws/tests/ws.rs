@@ -786,3 +786,74 @@ async fn repeated_refusals_do_not_flood_the_open_sockets() {
     );
     assert_eq!(server.state.limiter().count("loop"), 1);
 }
+
+/// A log sink shared with the test.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// Single-threaded runtime: every server task logs through this thread's subscriber.
+#[tokio::test]
+async fn the_query_token_never_reaches_a_log() {
+    let logs = LogBuffer::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let server = Server::start(Script::reply(["x"]), "").await;
+    let good = server.token("logged");
+    let expired = {
+        use secrecy::ExposeSecret;
+        let secret = server.config.jwt_secret().expose_secret().to_owned();
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &json!({"user_id": "logged", "roles": [], "exp": now() - 3600}),
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    };
+    // Accepted, refused for the token, refused for the origin: all with ?token=.
+    let mut client = server
+        .try_connect(&ConnectOptions::query_token(&good))
+        .await
+        .unwrap();
+    client.next_message(FRAME_TIMEOUT).await.unwrap();
+    let refused = server
+        .try_connect(&ConnectOptions::query_token(&expired))
+        .await
+        .expect_err("expired");
+    assert_eq!(refused.status(), Some(401));
+    let refused = server
+        .try_connect(&ConnectOptions::query_token(&good).origin("https://evil.example"))
+        .await
+        .expect_err("origin");
+    assert_eq!(refused.status(), Some(403));
+    client.close().await.unwrap();
+
+    let text = String::from_utf8_lossy(&logs.0.lock()).into_owned();
+    assert!(
+        text.contains("WebSocket handshake refused"),
+        "the refusals were logged: {text}"
+    );
+    for token in [&good, &expired] {
+        // Not the token, and not even its signature part.
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(
+            !text.contains(signature),
+            "a token reached the log:\n{text}"
+        );
+    }
+}
