@@ -16,7 +16,7 @@
 //! - Close codes: the drain sends 1001 "Server shutting down"; the router's kill
 //!   switch (slow consumer) 1008 "too slow"; an oversized frame 1009 "message too
 //!   big"; a heartbeat timeout 1000 "heartbeat timeout" (the peer is most likely gone;
-//!   a client that does see it simply reconnects).
+//!   a client that does see it simply reconnects); a panic in routing 1011.
 //! - Oversized frames: tungstenite enforces `max_frame_size` on the frame header and
 //!   `max_message_size` on the assembled message (both set to `max_message_size`), so
 //!   an oversized payload is never buffered. It reports `Error::Capacity` and sends
@@ -135,7 +135,13 @@ async fn run(socket: WebSocket, context: ConnectionContext, guard: &DrainGuard) 
     let mut tasks = JoinSet::new();
 
     let (inbound_tx, inbound_rx) = mpsc::channel::<Utf8Bytes>(INBOUND_QUEUE_CAPACITY);
-    tasks.spawn(route_worker(router.clone(), id, inbound_rx));
+    let worker_done = CancellationToken::new();
+    tasks.spawn(route_worker(
+        router.clone(),
+        id,
+        inbound_rx,
+        worker_done.clone(),
+    ));
 
     let (close_tx, close_rx) = oneshot::channel::<CloseFrame>();
     let writer_done = CancellationToken::new();
@@ -154,6 +160,7 @@ async fn run(socket: WebSocket, context: ConnectionContext, guard: &DrainGuard) 
         &settings,
         guard.close_signal(),
         &writer_done,
+        &worker_done,
     )
     .await;
     tracing::debug!(?ending, "connection ending");
@@ -193,6 +200,7 @@ async fn read_pump(
     settings: &WebSocketSettings,
     shutdown: &CancellationToken,
     writer_done: &CancellationToken,
+    worker_done: &CancellationToken,
 ) -> Ending {
     let kill = handle.kill_switch();
     let idle = tokio::time::sleep(settings.pong_timeout);
@@ -207,6 +215,12 @@ async fn read_pump(
                 return Ending::Close(close_code::POLICY, "too slow");
             }
             _ = writer_done.cancelled() => return Ending::PeerGone,
+            // The worker only stops on its own if routing panicked: frames would go
+            // nowhere from now on, so the client is told to reconnect.
+            _ = worker_done.cancelled() => {
+                tracing::error!("routing worker ended unexpectedly; closing the connection");
+                return Ending::Close(close_code::ERROR, "internal error");
+            }
             _ = &mut idle => {
                 tracing::debug!("no frame or pong within the timeout");
                 return Ending::Close(close_code::NORMAL, "heartbeat timeout");
@@ -265,12 +279,15 @@ fn dispatch(handle: &ConnectionHandle, inbound: &mpsc::Sender<Utf8Bytes>, text: 
     }
 }
 
-/// Routes queued frames one at a time, in order.
+/// Routes queued frames one at a time, in order. `done` is cancelled when it ends,
+/// including by a panic.
 async fn route_worker(
     router: Arc<MessageRouter>,
     id: ConnectionId,
     mut inbound: mpsc::Receiver<Utf8Bytes>,
+    done: CancellationToken,
 ) {
+    let _done = done.drop_guard();
     while let Some(text) = inbound.recv().await {
         router.handle_text(id, text.as_str()).await;
     }
