@@ -192,11 +192,17 @@ pub fn router(services: &Services) -> Router {
         .with_state(state.clone())
         .merge(chat_ws::routes(services.ws.clone()))
         .nest("/ui/", crate::web::router())
+        .route("/ui", get(|| async { Redirect::permanent("ui/") }))
         .route("/", get(move || async move { Redirect::temporary(&ui) }));
     let app = if prefix == "/" {
         api
     } else {
-        Router::new().nest(&prefix, api)
+        // `{prefix}` is served by the nested `/` route, `{prefix}/` needs its own.
+        let ui = state.config.route("/ui/");
+        Router::new().nest(&prefix, api).route(
+            &format!("{prefix}/"),
+            get(move || async move { Redirect::temporary(&ui) }),
+        )
     };
     let app = app.fallback(|| async {
         crate::api::error::ApiError::new(chat_protocol::ApiErrorCode::NotFound, "no such endpoint")

@@ -110,9 +110,19 @@ async fn production_issue_05_every_route_registered() {
     assert_eq!(metrics.status().as_u16(), 200);
     let text = metrics.text().await.unwrap();
     assert!(text.contains("chatbox_"), "{text}");
-    // The UI is mounted and the prefix root redirects to it.
+    // The UI is mounted (both spellings) and the prefix root redirects to it.
     let ui = client.get(server.url("/ui/")).send().await.unwrap();
     assert_eq!(ui.status().as_u16(), 200);
+    let ui = client.get(server.url("/ui")).send().await.unwrap();
+    assert_eq!(ui.status().as_u16(), 200, "redirect followed");
+    let root = client.get(server.url("/")).send().await.unwrap();
+    assert_eq!(root.url().path(), "/chatbox/ui/");
+    let bare = client
+        .get(format!("http://{}/chatbox", server.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.url().path(), "/chatbox/ui/");
     // Framework-level errors are JSON too: wrong method, a plain GET on /ws.
     let resp = client.put(server.url("/sessions")).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 405);

@@ -166,6 +166,35 @@ pub async fn user_sessions(
     list_page(&state, query).await
 }
 
+/// `GET /admin/sessions/{id}`: any session's conversation, for an admin about to take
+/// it over or assisting it (an addition to PROTOCOL §2: the admin chat view needs the
+/// history, not only live frames). Memory while the session is active, else the store.
+pub async fn session_detail(
+    State(state): State<AppState>,
+    AuthAdmin(claims): AuthAdmin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<chat_protocol::SessionDetailResponse>> {
+    admin_limit(&state, &claims)?;
+    let live = state.router.sessions().get(&id).and_then(|s| {
+        let snapshot = s.snapshot();
+        (s.is_active() && snapshot.messages.len() as u64 >= s.message_count()).then_some(snapshot)
+    });
+    let snapshot = match live {
+        Some(s) => s,
+        None => state
+            .store
+            .get_session(&id)
+            .await?
+            .ok_or_else(ApiError::not_found)?,
+    };
+    Ok(Json(chat_protocol::SessionDetailResponse {
+        messages: convert::messages(&snapshot),
+        session_id: snapshot.id,
+        name: snapshot.name,
+        model_id: snapshot.model_id,
+    }))
+}
+
 /// `GET /admin/metrics?start_time&end_time` (default: the last 24 hours).
 pub async fn metrics(
     State(state): State<AppState>,

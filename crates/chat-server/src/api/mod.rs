@@ -26,6 +26,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/shared/{token}", get(sessions::shared))
         .route("/admin/sessions", get(admin::sessions))
+        .route("/admin/sessions/{id}", get(admin::session_detail))
         .route("/admin/users/{user_id}/sessions", get(admin::user_sessions))
         .route("/admin/metrics", get(admin::metrics))
         .route("/admin/takeover/{id}", post(admin::takeover))
