@@ -857,3 +857,58 @@ async fn the_query_token_never_reaches_a_log() {
         );
     }
 }
+
+async fn raw_request(server: &Server, request: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(FRAME_TIMEOUT, tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    // The socket is dropped here: a client that vanishes right after the response.
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn the_slot_is_released_on_every_path() {
+    let server = Server::start(
+        Script::reply(["x"]),
+        "[websocket]\nmax_connections_per_user = 1\n",
+    )
+    .await;
+    let token = server.token("paths");
+    // Authenticated, but not an upgrade request: axum's rejection, no slot kept.
+    let plain = raw_request(
+        &server,
+        format!("GET /ws HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\r\n"),
+    )
+    .await;
+    assert!(!plain.starts_with("HTTP/1.1 101"), "{plain}");
+    assert!(plain.starts_with("HTTP/1.1 4"), "{plain}");
+    assert_eq!(server.state.limiter().count("paths"), 0);
+
+    // Upgraded, then the client disappears without a close frame.
+    let upgraded = raw_request(
+        &server,
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\
+             Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(upgraded.starts_with("HTTP/1.1 101"), "{upgraded}");
+    server
+        .eventually(Duration::from_secs(10), "vanished client released", |s| {
+            s.state.limiter().count("paths") == 0
+                && s.state.drain().connection_count() == 0
+                && s.router.connection_count() == 0
+        })
+        .await;
+
+    // With the only slot free again, a real client connects.
+    let mut client = server.connect("paths").await;
+    assert_open(&mut client).await;
+}
