@@ -190,17 +190,19 @@ impl MessageRouter {
         }
         metrics::gauge!("chatbox_websocket_connections").increment(1.0);
         let active = self.deps.sessions.active_for_user(&user_id);
-        let session_id = match &active {
-            Some(session) => {
-                self.bind(&state, session.id());
-                session.id().to_owned()
-            }
-            None => String::new(),
-        };
+        let session_id = active
+            .as_ref()
+            .map(|s| s.id().to_owned())
+            .unwrap_or_default();
+        // `connection_status` is always the first frame: queue it before subscribing,
+        // so no session frame can overtake it.
         send(
             &handle,
             &Message::connection_status(user_id, session_id, self.models.clone()),
         );
+        if let Some(session) = &active {
+            self.bind(&state, session.id());
+        }
     }
 
     /// Removes exactly this connection: from the registry, its user's list and its
