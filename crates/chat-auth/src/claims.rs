@@ -23,6 +23,9 @@ pub struct Claims {
     pub name: String,
     /// Roles as issued (may be empty).
     pub roles: Vec<String>,
+    /// The token's `exp` (seconds since the Unix epoch), when it has one: a WebSocket
+    /// opened with this token is closed when it expires.
+    pub expires_at: Option<u64>,
 }
 
 impl Claims {

@@ -29,6 +29,8 @@ struct RawClaims {
     user_id: Option<String>,
     name: Option<String>,
     roles: Option<Vec<String>>,
+    /// Checked by `jsonwebtoken`; kept so long-lived connections can end on time.
+    exp: Option<u64>,
 }
 
 /// Maps the crate's HMAC algorithm names to `jsonwebtoken`'s. Only HMAC exists in
@@ -158,6 +160,7 @@ impl JwtValidator {
             user_id,
             name,
             roles,
+            expires_at: raw.exp,
         })
     }
 }

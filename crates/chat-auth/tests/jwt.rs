@@ -73,13 +73,15 @@ fn refused_as_invalid_token(result: Result<Claims, AuthError>) -> AuthError {
 
 #[test]
 fn a_valid_token_yields_its_claims() {
-    let claims = validator(true, 0).validate(&sign(&user_claims())).unwrap();
+    let raw = user_claims();
+    let claims = validator(true, 0).validate(&sign(&raw)).unwrap();
     assert_eq!(
         claims,
         Claims {
             user_id: "u1".into(),
             name: "Uma".into(),
-            roles: vec!["user".into()]
+            roles: vec!["user".into()],
+            expires_at: raw["exp"].as_u64(),
         }
     );
     assert!(!claims.is_admin());
@@ -334,6 +336,7 @@ fn admin_role_detection() {
         user_id: "u".into(),
         name: "u".into(),
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        expires_at: None,
     };
     assert!(with_roles(&["admin"]).is_admin());
     assert!(with_roles(&["user", "chat_admin"]).is_admin());

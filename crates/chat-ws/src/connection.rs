@@ -67,6 +67,10 @@ pub(crate) struct ConnectionContext {
     pub(crate) router: Arc<MessageRouter>,
     pub(crate) identity: Identity,
     pub(crate) settings: WebSocketSettings,
+    /// When the token the connection was opened with expires (`exp`): the connection
+    /// is told `UNAUTHORIZED` and closed then, so a revoked-by-expiry token cannot keep
+    /// a socket open forever.
+    pub(crate) token_expires_at: Option<std::time::SystemTime>,
 }
 
 /// Why the read pump stopped.
@@ -122,6 +126,7 @@ async fn run(socket: WebSocket, context: ConnectionContext, guard: &DrainGuard) 
         router,
         identity,
         settings,
+        token_expires_at: context_expiry,
     } = context;
     let (handle, outbound) = router.connect(identity);
     let id = handle.id();
@@ -161,6 +166,7 @@ async fn run(socket: WebSocket, context: ConnectionContext, guard: &DrainGuard) 
         guard.close_signal(),
         &writer_done,
         &worker_done,
+        context_expiry,
     )
     .await;
     tracing::debug!(?ending, "connection ending");
@@ -193,6 +199,7 @@ async fn run(socket: WebSocket, context: ConnectionContext, guard: &DrainGuard) 
 }
 
 /// Reads until the connection must end and says why.
+#[allow(clippy::too_many_arguments)]
 async fn read_pump(
     stream: &mut SplitStream<WebSocket>,
     handle: &ConnectionHandle,
@@ -201,14 +208,34 @@ async fn read_pump(
     shutdown: &CancellationToken,
     writer_done: &CancellationToken,
     worker_done: &CancellationToken,
+    token_expires_at: Option<std::time::SystemTime>,
 ) -> Ending {
     let kill = handle.kill_switch();
     let idle = tokio::time::sleep(settings.pong_timeout);
     tokio::pin!(idle);
+    // A far-away instant stands for "never" so the select below stays uniform.
+    let until_expiry = token_expires_at
+        .map(|at| {
+            at.duration_since(std::time::SystemTime::now())
+                .unwrap_or_default()
+        })
+        .unwrap_or(std::time::Duration::from_secs(100 * 365 * 24 * 3600));
+    let expiry = tokio::time::sleep(until_expiry);
+    tokio::pin!(expiry);
     loop {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Ending::Close(close_code::AWAY, SHUTDOWN_REASON),
+            _ = &mut expiry => {
+                let notice = Message::error(
+                    ErrorCode::Unauthorized,
+                    "your token expired; reconnect with a new one",
+                    false,
+                    None,
+                );
+                handle.try_send(Arc::from(notice.to_json()));
+                return Ending::Close(close_code::POLICY, "token expired");
+            }
             _ = kill.cancelled() => {
                 // The only reason the router kills a connection today.
                 debug_assert!(matches!(handle.close_reason(), Some(CloseReason::SlowConsumer) | None));

@@ -82,6 +82,9 @@ pub(crate) async fn upgrade(
         Err(rejection) => return rejection.into_response(),
     };
 
+    let token_expires_at = claims
+        .expires_at
+        .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
     let identity = Identity {
         is_admin: claims.is_admin(),
         user_id: claims.user_id,
@@ -93,6 +96,7 @@ pub(crate) async fn upgrade(
         router: inner.router.clone(),
         identity,
         settings,
+        token_expires_at,
     };
     let user_for_log = context.identity.user_id.clone();
     upgrade

@@ -912,3 +912,39 @@ async fn the_slot_is_released_on_every_path() {
     let mut client = server.connect("paths").await;
     assert_open(&mut client).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_socket_is_closed_when_its_token_expires() {
+    let server = Server::start(Script::reply(["x"]), "").await;
+    let short = server
+        .issuer
+        .issue("brief", None, &["user"], Duration::from_secs(2))
+        .unwrap();
+    let mut client = server
+        .try_connect(&ConnectOptions::bearer(short))
+        .await
+        .unwrap();
+    // The close (1008 "token expired") is the signal; an UNAUTHORIZED error frame
+    // precedes it when the writer gets to it first.
+    let (code, reason) = loop {
+        match client.next_frame(Duration::from_secs(15)).await {
+            Ok(frame) => {
+                let m = frame.message().unwrap();
+                if m.kind == MessageType::Error {
+                    assert_eq!(
+                        m.error.unwrap().code,
+                        chat_protocol::ErrorCode::Unauthorized
+                    );
+                }
+            }
+            Err(chat_testkit::ws_client::WsClientError::Closed { code, reason }) => {
+                break (code, reason)
+            }
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    };
+    assert_eq!((code, reason.as_str()), (1008, "token expired"));
+    // A long-lived token on another socket is unaffected.
+    let mut other = server.connect("steady").await;
+    assert_open(&mut other).await;
+}
