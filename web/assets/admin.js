@@ -244,11 +244,30 @@ function openChat(s) {
   const labels = { ...LABELS, user: s.user_id };
   chat = { sid: s.id, userId: s.user_id, labels, reply: null, unconfirmed: [], lastTyping: 0, socket: null };
   const current = chat;
+  // The conversation so far, placed above anything that arrives live meanwhile.
+  const intro = list.firstChild;
+  api(`/admin/sessions/${encodeURIComponent(s.id)}`, { token })
+    .then((detail) => {
+      if (chat !== current) return;
+      const items = (detail.messages || []).map((m) =>
+        messageItem(
+          { sender: m.sender, content: m.content, timestamp: m.timestamp, fileUrl: m.file_url, fileId: m.file_id, name: m.sender === 'admin' ? (m.metadata || {}).admin_name : undefined },
+          current.labels,
+        ),
+      );
+      intro.after(...items);
+      keepScrolled(list, true);
+    })
+    .catch((e) => {
+      if (chat === current) intro.after(errorItem(`History unavailable: ${describeError(e)}`));
+    });
   current.socket = new ChatSocket({
     token,
     onConnected: () => {
       // Join the session's live frames; the replay shows the replies still buffered.
-      current.socket.send({ type: 'resume', session_id: current.sid, metadata: { last_seq: String(current.seq || 0) } });
+      // The history came over HTTP: only chunks after the last one seen live are
+      // wanted (none at first), so nothing is shown twice.
+      current.socket.send({ type: 'resume', session_id: current.sid, metadata: { last_seq: String(current.seq || Number.MAX_SAFE_INTEGER) } });
     },
     onFrame: (f) => onAdminFrame(current, f),
     onState: (state, detail) => {

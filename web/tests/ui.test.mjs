@@ -209,6 +209,9 @@ describe('web UI in a real browser', () => {
 
   test('an admin takes over in a second browser and both sides chat', async () => {
     await openChat(userPage);
+    const before = 'Something before the takeover';
+    await send(userPage, before);
+    await waitForReply(userPage, echoReply(before));
     const adminContext = await browser.newContext({ ...FIXED_LOCALE, viewport: { width: 1280, height: 900 } });
     const adminPage = await watchedPage(adminContext);
     try {
@@ -224,6 +227,9 @@ describe('web UI in a real browser', () => {
       assert.match(await userPage.locator('#assisted').textContent(), /assisted by Ada Admin/);
 
       await adminPage.waitForSelector('#admin-chat:not([hidden]) #conn[data-state="open"]', { timeout: SHOW_MS });
+      // The admin sees the conversation so far (GET /admin/sessions/{id}), not only
+      // what arrives live.
+      await adminPage.waitForSelector(`#messages .msg-user[data-text="${before}"]`, { timeout: SHOW_MS });
       await adminPage.fill('#composer-input', 'Hello Alice, Ada here.');
       await adminPage.press('#composer-input', 'Enter');
       await userPage.waitForSelector('#messages .msg-admin[data-text="Hello Alice, Ada here."]', { timeout: SHOW_MS });
