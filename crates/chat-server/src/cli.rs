@@ -195,7 +195,7 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
     let base = config.public_base_url(local.port());
     // Machine-readable line: tests and scripts read the bound port from it.
     println!("listening on {local}");
-    println!("chatbox {} at {}", config.route("/"), base);
+    println!("chatbox at {base}{}", config.route("/"));
     if config.mode == chat_config::Mode::Development {
         print_dev_links(&config, &base);
     }
