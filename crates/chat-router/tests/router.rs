@@ -827,3 +827,56 @@ async fn ending_twice_notifies_once_and_release_unsubscribes_the_admin() {
         .count();
     assert_eq!(notices, 1);
 }
+
+#[tokio::test]
+async fn help_requests_reach_the_webhook() {
+    use axum::routing::post;
+    let received = Arc::new(parking_lot::Mutex::new(Vec::<serde_json::Value>::new()));
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let tracker = tokio_util::task::TaskTracker::new();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let notifier = chat_router::DefaultNotifier::with_webhook(
+        format!("http://{addr}/hook"),
+        reqwest::Client::new(),
+        &tracker,
+        cancel.clone(),
+    );
+    use chat_router::HelpNotifier;
+    notifier.notify(chat_router::HelpRequest {
+        session_id: "s1".into(),
+        user_id: "u1".into(),
+        at: chrono::Utc::now(),
+    });
+    for _ in 0..200 {
+        if !received.lock().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let got = received.lock().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["event"], "help_request");
+    assert_eq!(got[0]["session_id"], "s1");
+    assert_eq!(got[0]["user_id"], "u1");
+    // The webhook task is owned: cancelled and awaited.
+    cancel.cancel();
+    tracker.close();
+    tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+        .await
+        .unwrap();
+    server.abort();
+}

@@ -606,3 +606,47 @@ async fn metrics_are_refused_outside_allowed_networks() {
     assert_eq!(body["code"], "FORBIDDEN");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn cors_only_when_configured_and_only_for_listed_origins() {
+    let client = http();
+    let plain = TestServer::start(Script::reply(["ok"]), "").await;
+    let resp = client
+        .get(plain.url("/healthz"))
+        .header("Origin", "http://localhost:3000")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.headers().get("access-control-allow-origin").is_none(),
+        "CORS is off by default"
+    );
+    plain.stop().await;
+
+    let server = TestServer::start(
+        Script::reply(["ok"]),
+        "[server]\ncors_allowed_origins = [\"http://localhost:3000\"]\n",
+    )
+    .await;
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, server.url("/sessions"))
+        .header("Origin", "http://localhost:3000")
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    let other = client
+        .get(server.url("/healthz"))
+        .header("Origin", "http://localhost:4000")
+        .send()
+        .await
+        .unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    server.stop().await;
+}
