@@ -12,7 +12,7 @@ pub struct Plan {
     pub name: &'static str,
     /// Idle sockets at which server memory is read (cumulative, ascending).
     pub idle_levels: Vec<usize>,
-    /// Concurrent streams for the time-to-first-token measurement.
+    /// Concurrent streams for the time-to-first-token measurement (1 = no contention).
     pub ttft_levels: Vec<usize>,
     /// Synchronized rounds per TTFT level (each stream sends one message per round).
     pub ttft_rounds: usize,
@@ -50,7 +50,7 @@ impl Plan {
         Self {
             name: "full",
             idle_levels: vec![1_000, 10_000, 50_000],
-            ttft_levels: vec![100, 1_000],
+            ttft_levels: vec![1, 100, 1_000],
             ttft_rounds: 5,
             ttft_chunks: 10,
             chunk_streams: 100,
@@ -73,7 +73,7 @@ impl Plan {
         Self {
             name: "smoke",
             idle_levels: vec![1_000],
-            ttft_levels: vec![100],
+            ttft_levels: vec![1, 100],
             ttft_rounds: 2,
             ttft_chunks: 5,
             chunk_streams: 20,

@@ -163,6 +163,14 @@ impl Results {
                         verdict: Verdict::of(level.bytes_per_socket <= IDLE_TARGET_BYTES),
                     });
                 }
+                if let Some(limited) = &idle.limited {
+                    checks.push(Check {
+                        measurement: "Idle memory (further levels)".to_owned(),
+                        measured: limited.clone(),
+                        target: "when fd limits allow".to_owned(),
+                        verdict: Verdict::Info,
+                    });
+                }
                 if let Some(note) = &idle.note {
                     checks.push(not_measured("Idle memory (further levels)", note));
                 }
@@ -343,7 +351,7 @@ impl Results {
                     l.bytes_per_socket
                 );
             }
-            if let Some(note) = &idle.note {
+            for note in idle.limited.iter().chain(&idle.note) {
                 let _ = writeln!(md, "\nNote: {note}");
             }
             let _ = writeln!(md);
@@ -429,4 +437,86 @@ fn not_measured(what: &str, why: &str) -> Check {
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / 1_048_576.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenarios::idle::IdleLevel;
+    use crate::scenarios::relay::Delivery;
+
+    fn results() -> Results {
+        let delivery = |chunks_per_s| Delivery {
+            chunks: 1000,
+            seconds: 1.0,
+            chunks_per_s,
+            errors: 0,
+        };
+        Results {
+            plan: Plan::smoke(),
+            machine: Machine::detect(),
+            started_at: "2026-11-27T00:00:00Z".to_owned(),
+            duration_s: 1.0,
+            idle: Ok(IdleResult {
+                baseline_rss_bytes: 1 << 20,
+                levels: vec![IdleLevel {
+                    sockets: 1000,
+                    rss_bytes: (1 << 20) + 9_000_000,
+                    bytes_per_socket: 9_000.0,
+                }],
+                fd_limit: Some(20_000),
+                limited: Some("50000 sockets not attempted".to_owned()),
+                note: None,
+            }),
+            ttft: Err("server did not start".to_owned()),
+            chunk: Err("server did not start".to_owned()),
+            relay: Ok(RelayResult {
+                clients: 10,
+                chunks_per_request: 100,
+                rounds: 1,
+                chatbox: delivery(40.0),
+                baseline: delivery(100.0),
+                ratio: 0.4,
+            }),
+            soak: Err("skipped".to_owned()),
+            storage: Vec::new(),
+            checks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn each_measurement_is_judged_against_its_target() {
+        let mut r = results();
+        r.judge();
+        let verdicts: Vec<Verdict> = r.checks.iter().map(|c| c.verdict).collect();
+        assert_eq!(
+            verdicts,
+            vec![
+                Verdict::Pass,
+                Verdict::Info,
+                Verdict::NotMeasured,
+                Verdict::NotMeasured,
+                Verdict::Fail,
+                Verdict::NotMeasured,
+            ]
+        );
+        assert_eq!(r.failed(), 1);
+        assert_eq!(r.not_measured(), 3);
+    }
+
+    #[test]
+    fn results_are_written_as_json_and_markdown() {
+        let mut r = results();
+        r.judge();
+        let dir = tempfile::tempdir().unwrap();
+        r.write(dir.path()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("results.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(json["checks"].as_array().unwrap().len(), r.checks.len());
+        let md = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
+        assert!(md.contains("| Relay throughput (10 clients) | 40 chunks/s vs 100 baseline = 0.40× | ≥ 0.5× baseline | ❌ fail |"), "{md}");
+        assert!(md.contains("Note: 50000 sockets not attempted"));
+    }
 }

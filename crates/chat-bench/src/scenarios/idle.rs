@@ -35,7 +35,10 @@ pub struct IdleResult {
     pub levels: Vec<IdleLevel>,
     /// The soft open-files limit the load generator (and the server) ran with.
     pub fd_limit: Option<u64>,
-    /// Why a level was not reached, if one was not.
+    /// A level not attempted because the open-files limit is too low (the issue
+    /// asks for it only "when file-descriptor limits allow").
+    pub limited: Option<String>,
+    /// Why a level that was attempted was not reached, if one was not.
     pub note: Option<String>,
 }
 
@@ -48,13 +51,14 @@ pub async fn run(server: &ChatboxServer, levels: &[usize]) -> Result<IdleResult,
         baseline_rss_bytes: baseline,
         levels: Vec::new(),
         fd_limit,
+        limited: None,
         note: None,
     };
     let mut sockets = Vec::new();
     for &level in levels {
         if let Some(limit) = fd_limit {
             if level as u64 + FD_RESERVE > limit {
-                result.note = Some(format!(
+                result.limited = Some(format!(
                     "{level} sockets not attempted: RLIMIT_NOFILE is {limit} (raise it with \
                      `ulimit -n`; `cargo xtask bench` does when allowed)"
                 ));
