@@ -173,3 +173,45 @@ pub fn record_ttft(round: &Round, into: &mut crate::histogram::Latencies) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_testkit::fake_llm::{FakeLlmServer, Script};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn direct_rounds_time_the_first_token_of_every_stream() {
+        let fake = FakeLlmServer::start(
+            Script::reply(["a", "b", "c"]).header_delay(Duration::from_millis(20)),
+        )
+        .await
+        .unwrap();
+        let http = reqwest::Client::new();
+        let round = direct_round(&http, &fake.openai_endpoint(), 4, false)
+            .await
+            .unwrap();
+        assert!(round.errors.is_empty(), "{:?}", round.errors);
+        assert_eq!(round.replies.len(), 4);
+        assert!(round.replies.iter().all(|r| r.chunks == 3));
+        let mut ttft = crate::histogram::Latencies::new().unwrap();
+        record_ttft(&round, &mut ttft);
+        assert_eq!(ttft.count(), 4);
+        assert!(ttft.summary().p50_us >= 20_000.0, "{:?}", ttft.summary());
+        fake.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_reply_is_an_error_not_a_sample() {
+        let fake = FakeLlmServer::start(Script::status(500, "down"))
+            .await
+            .unwrap();
+        let http = reqwest::Client::new();
+        let round = direct_round(&http, &fake.openai_endpoint(), 2, false)
+            .await
+            .unwrap();
+        assert_eq!(round.errors.len(), 2);
+        assert!(round.replies.is_empty());
+        fake.shutdown().await;
+    }
+}

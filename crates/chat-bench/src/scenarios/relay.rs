@@ -65,3 +65,26 @@ pub async fn deliver(
         errors,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+    use tokio_util::sync::CancellationToken;
+
+    #[tokio::test]
+    async fn every_chunk_from_every_client_is_counted() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(crate::echo::serve(listener, stop.clone()));
+        let delivery = deliver(addr, 3, 7, 2, |_| Ok("/".to_owned()))
+            .await
+            .unwrap();
+        assert_eq!(delivery.chunks, 3 * 7 * 2);
+        assert_eq!(delivery.errors, 0);
+        assert!(delivery.chunks_per_s > 0.0);
+        stop.cancel();
+        server.await.unwrap();
+    }
+}
