@@ -12,14 +12,27 @@ use crate::retry::RetryPolicy;
 use crate::store::SessionStore;
 use crate::write_behind::WriteBehindStore;
 
-/// Opens the store the configuration selects: the embedded file store, or MongoDB
-/// behind the write-behind queue (so chatting continues through database outages).
+/// Opens the store the configuration selects: the embedded file store or MongoDB, each
+/// behind the write-behind queue (writes leave the chat hot path; with MongoDB,
+/// chatting continues through database outages).
 /// Encryption at rest is on whenever a key is configured, for both backends.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn SessionStore>, StoreError> {
     let enc = Encryptor::from_config(config)?;
     let storage = &config.storage;
     match storage.backend {
-        StorageBackend::Embedded => Ok(Arc::new(EmbeddedStore::open(&storage.embedded_path, enc)?)),
+        // The embedded store commits durably (fsync) on every write; behind the same
+        // write-behind queue as MongoDB, those commits leave the chat hot path too
+        // (accepted writes are flushed in order, and on shutdown).
+        StorageBackend::Embedded => {
+            let embedded = EmbeddedStore::open(&storage.embedded_path, enc)?;
+            let timeout = storage.mongodb.operation_timeout;
+            Ok(Arc::new(WriteBehindStore::start(
+                Arc::new(embedded),
+                storage.write_queue_capacity,
+                RetryPolicy::from_settings(&storage.retry, timeout),
+                timeout,
+            )))
+        }
         StorageBackend::Mongodb => {
             let options = MongoOptions::from_settings(&storage.mongodb).ok_or_else(|| {
                 StoreError::Open("storage.mongodb.uri (MONGO_URI) is not set".to_owned())

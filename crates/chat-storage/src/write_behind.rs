@@ -266,6 +266,16 @@ impl WriteBehindStore {
             tracing::debug!(session_id = %id, "reading a session whose writes are still queued");
         }
     }
+
+    /// Read-your-writes for queries over many sessions (lists, metrics, share lookup):
+    /// wait for the queue to drain, at most `read_wait` (a database outage must not
+    /// block readers forever).
+    async fn read_through_all(&self) {
+        let pending = self.flush(self.read_wait).await;
+        if pending > 0 {
+            tracing::debug!(pending, "querying while writes are still queued");
+        }
+    }
 }
 
 impl Drop for WriteBehindStore {
@@ -453,6 +463,7 @@ impl SessionStore for WriteBehindStore {
     }
 
     async fn get_by_share_token(&self, token: &str) -> Result<Option<SessionSnapshot>, StoreError> {
+        self.read_through_all().await;
         self.inner.get_by_share_token(token).await
     }
 
@@ -471,10 +482,12 @@ impl SessionStore for WriteBehindStore {
         user_id: &str,
         limit: u32,
     ) -> Result<(Vec<SessionSummary>, bool), StoreError> {
+        self.read_through_all().await;
         self.inner.list_user_sessions(user_id, limit).await
     }
 
     async fn admin_list(&self, query: &AdminQuery) -> Result<Page, StoreError> {
+        self.read_through_all().await;
         self.inner.admin_list(query).await
     }
 
@@ -483,6 +496,7 @@ impl SessionStore for WriteBehindStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<StoreMetrics, StoreError> {
+        self.read_through_all().await;
         self.inner.metrics(from, to).await
     }
 

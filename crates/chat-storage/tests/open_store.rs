@@ -35,8 +35,8 @@ async fn the_default_is_the_embedded_file_store_and_history_survives_a_restart()
             .unwrap();
         assert_eq!(
             store.health().queue_capacity,
-            0,
-            "embedded writes are synchronous"
+            config.storage.write_queue_capacity,
+            "embedded writes go through the write-behind queue too"
         );
         store.shutdown(Duration::from_secs(1)).await.unwrap();
     }
