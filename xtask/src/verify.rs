@@ -22,7 +22,6 @@ pub mod test_case;
 pub mod verdict;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::Context;
 
@@ -642,22 +641,14 @@ fn coverage_run(
 /// reported that the benchmark did not measure in this run: a stale table is removed first.
 fn bench_smoke(progress: &Progress) -> (CheckResult, Option<String>) {
     const TITLE: &str = "Performance smoke (cargo xtask bench --smoke)";
-    let Ok(exe) = std::env::current_exe() else {
-        return (
-            failed_check(
-                "bench-smoke",
-                TITLE,
-                "cannot locate the xtask binary".to_owned(),
-            ),
-            None,
-        );
-    };
     let results = crate::bench::target_dir().join("bench").join("results.md");
     let _ = std::fs::remove_file(&results);
     let logged = progress.run_logged(
         TITLE,
         "bench-smoke",
-        Command::new(&exe).args(["bench", "--smoke"]),
+        // Through cargo, not `current_exe`: the suite's own build may have replaced
+        // the running xtask binary on disk.
+        crate::run::cargo().args(["xtask", "bench", "--smoke"]),
     );
     let mut check = command_check("bench-smoke", TITLE, false, logged, progress, |l| {
         if l.success {
