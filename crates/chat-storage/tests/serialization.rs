@@ -182,7 +182,15 @@ fn production_issue_10_serialization_data_race() {
             );
             scope.spawn(move || {
                 start.wait();
-                for _ in 0..READS_PER_READER {
+                // At least READS_PER_READER reads, and on until the writers made some
+                // progress (a loaded machine may schedule the readers first), bounded.
+                let began = std::time::Instant::now();
+                let mut reads = 0;
+                while reads < READS_PER_READER
+                    || (session.lock().unwrap().messages.len() < 50
+                        && began.elapsed() < std::time::Duration::from_secs(20))
+                {
+                    reads += 1;
                     // The snapshot is taken under the lock; the document is built
                     // outside it from the copy, so writers are never blocked by BSON work.
                     let snapshot = session.lock().unwrap().clone();
