@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::http::{header, HeaderName, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use chat_auth::JwtValidator;
 use chat_config::Config;
@@ -282,6 +283,13 @@ pub async fn serve(
     let services = Services::start(config, public_base).await?;
     let app = router(&services);
     let stop_accepting = CancellationToken::new();
+    // Nagle's algorithm would hold small frames (one streamed chunk each) until the
+    // peer's delayed ACK: ~40 ms per chunk. Chat frames must leave at once.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
