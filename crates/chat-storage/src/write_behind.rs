@@ -6,7 +6,8 @@
 //! backoff for as long as it takes — the database may be down for minutes — and the
 //! session's later writes wait behind it, so order is kept and nothing acknowledged
 //! is dropped. The queue is bounded (`write_queue_capacity` writes in total): when it
-//! is full, new writes are refused with [`StoreError::QueueFull`] so the caller can
+//! is full, new writes wait for room (at most the read wait), then are refused with
+//! [`StoreError::QueueFull`] so the caller can
 //! tell the user instead of losing data. A write that fails permanently (e.g. the
 //! session no longer exists) cannot succeed by waiting; it is logged, counted in
 //! [`StoreHealth::last_error`] and skipped so the session's queue moves on.
@@ -211,6 +212,29 @@ impl WriteBehindStore {
         Ok(())
     }
 
+    /// [`Self::enqueue`] with backpressure: when the queue is full, waits for room (as
+    /// writes are applied) for at most the read wait, and only then refuses with
+    /// [`StoreError::QueueFull`]. A burst larger than the queue slows its writers down
+    /// instead of failing them; a database that stays down still fails them, boundedly.
+    pub async fn enqueue_waiting(&self, id: &str, op: WriteOp) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + self.read_wait;
+        loop {
+            let progressed = self.shared.progress.notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
+            {
+                let state = self.shared.state.lock();
+                if state.closed || state.pending < self.shared.capacity {
+                    break;
+                }
+            }
+            if tokio::time::timeout_at(deadline, progressed).await.is_err() {
+                break;
+            }
+        }
+        self.enqueue(id, op)
+    }
+
     /// Writes accepted but not yet applied.
     pub fn pending(&self) -> usize {
         self.shared.state.lock().pending
@@ -392,19 +416,23 @@ impl SessionStore for WriteBehindStore {
                 other => return other,
             }
         }
-        self.enqueue(&session.id, WriteOp::Create(Box::new(session.clone())))
+        self.enqueue_waiting(&session.id, WriteOp::Create(Box::new(session.clone())))
+            .await
     }
 
     async fn append_message(&self, id: &str, message: &StoredMessage) -> Result<(), StoreError> {
-        self.enqueue(id, WriteOp::Append(Box::new(message.clone())))
+        self.enqueue_waiting(id, WriteOp::Append(Box::new(message.clone())))
+            .await
     }
 
     async fn update_name(&self, id: &str, name: &str) -> Result<(), StoreError> {
-        self.enqueue(id, WriteOp::Name(name.to_owned()))
+        self.enqueue_waiting(id, WriteOp::Name(name.to_owned()))
+            .await
     }
 
     async fn update_model(&self, id: &str, model_id: &str) -> Result<(), StoreError> {
-        self.enqueue(id, WriteOp::Model(model_id.to_owned()))
+        self.enqueue_waiting(id, WriteOp::Model(model_id.to_owned()))
+            .await
     }
 
     async fn update_stats(
@@ -415,7 +443,7 @@ impl SessionStore for WriteBehindStore {
         avg_response_time_ms: u64,
         response_count: u64,
     ) -> Result<(), StoreError> {
-        self.enqueue(
+        self.enqueue_waiting(
             id,
             WriteOp::Stats {
                 total_tokens,
@@ -424,6 +452,7 @@ impl SessionStore for WriteBehindStore {
                 response_count,
             },
         )
+        .await
     }
 
     async fn update_assistance<'a>(
@@ -432,17 +461,18 @@ impl SessionStore for WriteBehindStore {
         admin_id: Option<&'a str>,
         admin_name: Option<&'a str>,
     ) -> Result<(), StoreError> {
-        self.enqueue(
+        self.enqueue_waiting(
             id,
             WriteOp::Assistance {
                 admin_id: admin_id.map(str::to_owned),
                 admin_name: admin_name.map(str::to_owned),
             },
         )
+        .await
     }
 
     async fn set_help_requested(&self, id: &str, requested: bool) -> Result<(), StoreError> {
-        self.enqueue(id, WriteOp::Help(requested))
+        self.enqueue_waiting(id, WriteOp::Help(requested)).await
     }
 
     /// Queued like every write; returns `end_time` (the in-memory session, which
@@ -453,7 +483,7 @@ impl SessionStore for WriteBehindStore {
         id: &str,
         end_time: DateTime<Utc>,
     ) -> Result<DateTime<Utc>, StoreError> {
-        self.enqueue(id, WriteOp::End(end_time))?;
+        self.enqueue_waiting(id, WriteOp::End(end_time)).await?;
         Ok(end_time)
     }
 
@@ -665,6 +695,25 @@ mod tests {
             store.append_message("s", &message("late")).await,
             Err(StoreError::ShuttingDown)
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_slows_writers_down_instead_of_failing_them() {
+        // The database fails its first 3 attempts (a short hiccup); the queue holds 3.
+        let (mock, log) = recording_store(3, || StoreError::Unavailable("hiccup".into()));
+        let store = WriteBehindStore::start(Arc::new(mock), 3, backoff(), Duration::from_secs(5));
+        for i in 0..3 {
+            store
+                .append_message("s", &message(&i.to_string()))
+                .await
+                .unwrap();
+        }
+        // The 4th write finds the queue full: it waits for room rather than failing.
+        store.append_message("s", &message("3")).await.unwrap();
+        assert_eq!(store.flush(Duration::from_secs(60)).await, 0);
+        let contents: Vec<_> = log.lock().iter().map(|(_, c)| c.clone()).collect();
+        assert_eq!(contents, ["0", "1", "2", "3"]);
+        store.shutdown(Duration::from_secs(1)).await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]
