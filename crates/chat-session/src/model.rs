@@ -84,6 +84,34 @@ pub struct SessionSnapshot {
 }
 
 impl SessionSnapshot {
+    /// A new active session of `user_id` started at `now`: no messages, no name yet, the
+    /// default model, no assistance, zero statistics.
+    pub fn new_active(
+        id: impl Into<String>,
+        user_id: impl Into<String>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            user_id: user_id.into(),
+            name: String::new(),
+            model_id: String::new(),
+            messages: Vec::new(),
+            start_time: now,
+            end_time: None,
+            last_activity: now,
+            admin_assisted: false,
+            assisting_admin_id: None,
+            assisting_admin_name: None,
+            help_requested: false,
+            total_tokens: 0,
+            max_response_time_ms: 0,
+            avg_response_time_ms: 0,
+            response_count: 0,
+            share_token: None,
+        }
+    }
+
     /// True while the session has not ended.
     pub fn is_active(&self) -> bool {
         self.end_time.is_none()

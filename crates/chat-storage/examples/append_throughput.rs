@@ -20,23 +20,9 @@ use chrono::Utc;
 fn session(id: &str, user: &str) -> SessionSnapshot {
     let now = Utc::now();
     SessionSnapshot {
-        id: id.to_owned(),
-        user_id: user.to_owned(),
         name: "benchmark".to_owned(),
         model_id: "m".to_owned(),
-        messages: Vec::new(),
-        start_time: now,
-        end_time: None,
-        last_activity: now,
-        admin_assisted: false,
-        assisting_admin_id: None,
-        assisting_admin_name: None,
-        help_requested: false,
-        total_tokens: 0,
-        max_response_time_ms: 0,
-        avg_response_time_ms: 0,
-        response_count: 0,
-        share_token: None,
+        ..SessionSnapshot::new_active(id, user, now)
     }
 }
 

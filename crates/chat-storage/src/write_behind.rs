@@ -734,25 +734,7 @@ mod tests {
             });
         mock.expect_shutdown().returning(|_| Ok(0));
         let store = WriteBehindStore::start(Arc::new(mock), 10, backoff(), Duration::from_secs(1));
-        let snapshot = |id: &str| SessionSnapshot {
-            id: id.to_owned(),
-            user_id: "u".to_owned(),
-            name: String::new(),
-            model_id: String::new(),
-            messages: Vec::new(),
-            start_time: Utc::now(),
-            end_time: None,
-            last_activity: Utc::now(),
-            admin_assisted: false,
-            assisting_admin_id: None,
-            assisting_admin_name: None,
-            help_requested: false,
-            total_tokens: 0,
-            max_response_time_ms: 0,
-            avg_response_time_ms: 0,
-            response_count: 0,
-            share_token: None,
-        };
+        let snapshot = |id: &str| SessionSnapshot::new_active(id, "u", Utc::now());
         assert!(matches!(
             store.create_session(&snapshot("refused")).await,
             Err(StoreError::ActiveSessionExists { .. })

@@ -136,23 +136,9 @@ fn session_id(writer: usize) -> String {
 
 fn session(writer: usize, now: chrono::DateTime<chrono::Utc>) -> SessionSnapshot {
     SessionSnapshot {
-        id: session_id(writer),
-        user_id: format!("bench-writer-{writer}"),
         name: "Benchmark".to_owned(),
         model_id: "fake".to_owned(),
-        messages: Vec::new(),
-        start_time: now,
-        end_time: None,
-        last_activity: now,
-        admin_assisted: false,
-        assisting_admin_id: None,
-        assisting_admin_name: None,
-        help_requested: false,
-        total_tokens: 0,
-        max_response_time_ms: 0,
-        avg_response_time_ms: 0,
-        response_count: 0,
-        share_token: None,
+        ..SessionSnapshot::new_active(session_id(writer), format!("bench-writer-{writer}"), now)
     }
 }
 

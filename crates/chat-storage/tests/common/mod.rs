@@ -22,23 +22,9 @@ pub fn t(secs: i64) -> DateTime<Utc> {
 
 pub fn session(id: &str, user: &str, start: i64) -> SessionSnapshot {
     SessionSnapshot {
-        id: id.to_owned(),
-        user_id: user.to_owned(),
         name: format!("chat {id}"),
         model_id: "gpt".to_owned(),
-        messages: Vec::new(),
-        start_time: t(start),
-        end_time: None,
-        last_activity: t(start),
-        admin_assisted: false,
-        assisting_admin_id: None,
-        assisting_admin_name: None,
-        help_requested: false,
-        total_tokens: 0,
-        max_response_time_ms: 0,
-        avg_response_time_ms: 0,
-        response_count: 0,
-        share_token: None,
+        ..SessionSnapshot::new_active(id, user, t(start))
     }
 }
 
