@@ -29,4 +29,4 @@ pub mod stamp;
 pub use error::BenchError;
 pub use plan::Plan;
 pub use report::Results;
-pub use runner::{run, RunOptions};
+pub use runner::{run, Measurement, RunOptions};

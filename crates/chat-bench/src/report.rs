@@ -301,6 +301,14 @@ impl Results {
             .count()
     }
 
+    /// Rows left out by `--only` (counted among [`Results::not_measured`]).
+    pub fn skipped(&self) -> usize {
+        self.checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::NotMeasured && c.measured == crate::runner::SKIPPED)
+            .count()
+    }
+
     /// The Markdown report: summary table, then the details of each measurement.
     pub fn markdown(&self) -> String {
         let mut md = String::new();

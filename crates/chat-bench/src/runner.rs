@@ -34,6 +34,35 @@ pub struct RunOptions {
     pub baseline_binary: PathBuf,
     /// Where `results.json` and `results.md` go.
     pub out_dir: PathBuf,
+    /// Run only these measurements (empty: all of them). The others are recorded as
+    /// "skipped (--only)". For working on one measurement; a recorded run runs all.
+    pub only: Vec<Measurement>,
+}
+
+/// One of the six measurements, as named on the command line (`--only idle,relay`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Measurement {
+    /// (1) Idle connection memory.
+    Idle,
+    /// (2) Added time to first token.
+    Ttft,
+    /// (3) Added per-chunk latency.
+    Chunk,
+    /// (4) Relay throughput.
+    Relay,
+    /// (5) Soak.
+    Soak,
+    /// (6) Storage append throughput.
+    Storage,
+}
+
+/// The outcome recorded for a measurement `--only` left out.
+pub const SKIPPED: &str = "skipped (--only)";
+
+impl RunOptions {
+    fn runs(&self, measurement: Measurement) -> bool {
+        self.only.is_empty() || self.only.contains(&measurement)
+    }
 }
 
 /// Runs every measurement and writes the results.
@@ -48,41 +77,49 @@ pub async fn run(options: &RunOptions) -> Result<Results, BenchError> {
         provider_endpoint: fake.openai_endpoint(),
     };
 
-    let idle = phase("1. idle connection memory", async {
-        let server = ChatboxServer::start(&chatbox).await?;
-        let result = idle::run(&server, &plan.idle_levels).await;
-        server.stop().await?;
-        result
-    })
+    let idle = phase(
+        options.runs(Measurement::Idle),
+        "1. idle connection memory",
+        async {
+            let server = ChatboxServer::start(&chatbox).await?;
+            let result = idle::run(&server, &plan.idle_levels).await;
+            server.stop().await?;
+            result
+        },
+    )
     .await;
 
     let (ttft, relay) = streaming(options, &fake, &chatbox).await;
 
-    let chunk = phase("3. per-chunk latency", async {
-        let stamp = StampServer::start(StampScript {
-            chunks: plan.chunk_count,
-            delay: plan.chunk_delay,
-        })
-        .await?;
-        let server = ChatboxServer::start(&ChatboxOptions {
-            binary: options.server_binary.clone(),
-            provider_endpoint: stamp.endpoint(),
-        })
-        .await?;
-        let result = chunk::run(
-            &server,
-            &stamp.endpoint(),
-            plan.chunk_streams,
-            plan.chunk_count,
-        )
-        .await;
-        server.stop().await?;
-        stamp.shutdown().await;
-        result
-    })
+    let chunk = phase(
+        options.runs(Measurement::Chunk),
+        "3. per-chunk latency",
+        async {
+            let stamp = StampServer::start(StampScript {
+                chunks: plan.chunk_count,
+                delay: plan.chunk_delay,
+            })
+            .await?;
+            let server = ChatboxServer::start(&ChatboxOptions {
+                binary: options.server_binary.clone(),
+                provider_endpoint: stamp.endpoint(),
+            })
+            .await?;
+            let result = chunk::run(
+                &server,
+                &stamp.endpoint(),
+                plan.chunk_streams,
+                plan.chunk_count,
+            )
+            .await;
+            server.stop().await?;
+            stamp.shutdown().await;
+            result
+        },
+    )
     .await;
 
-    let soak = phase("5. soak", async {
+    let soak = phase(options.runs(Measurement::Soak), "5. soak", async {
         fake.set_default(paced(10));
         let server = ChatboxServer::start(&chatbox).await?;
         let result = soak::run(
@@ -100,11 +137,13 @@ pub async fn run(options: &RunOptions) -> Result<Results, BenchError> {
     fake.shutdown().await;
 
     let embedded = phase(
+        options.runs(Measurement::Storage),
         "6a. storage: embedded",
         storage::embedded(plan.storage_appends, plan.storage_writers),
     )
     .await;
     let mongodb = phase(
+        options.runs(Measurement::Storage),
         "6b. storage: MongoDB (SecantusDB)",
         storage::mongodb(plan.storage_appends, plan.storage_writers),
     )
@@ -138,6 +177,9 @@ async fn streaming(
     Result<relay::RelayResult, String>,
 ) {
     let plan = &options.plan;
+    if !options.runs(Measurement::Ttft) && !options.runs(Measurement::Relay) {
+        return (Err(SKIPPED.to_owned()), Err(SKIPPED.to_owned()));
+    }
     let server = match ChatboxServer::start(chatbox).await {
         Ok(server) => server,
         Err(e) => {
@@ -146,53 +188,61 @@ async fn streaming(
             return (Err(e.clone()), Err(e));
         }
     };
-    let ttft = phase("2. added time to first token", async {
-        fake.set_default(paced(plan.ttft_chunks));
-        ttft::run(
-            &server,
-            &fake.openai_endpoint(),
-            &plan.ttft_levels,
-            plan.ttft_rounds,
-        )
-        .await
-    })
+    let ttft = phase(
+        options.runs(Measurement::Ttft),
+        "2. added time to first token",
+        async {
+            fake.set_default(paced(plan.ttft_chunks));
+            ttft::run(
+                &server,
+                &fake.openai_endpoint(),
+                &plan.ttft_levels,
+                plan.ttft_rounds,
+            )
+            .await
+        },
+    )
     .await;
-    let relay = phase("4. relay throughput", async {
-        fake.set_default(Script::reply(vec![CHUNK_TEXT; plan.throughput_chunks]));
-        let chatbox = relay::deliver(
-            server.addr(),
-            plan.throughput_clients,
-            plan.throughput_chunks,
-            plan.throughput_rounds,
-            |i| server.ws_path(&format!("relay-{i}")),
-        )
-        .await?;
-        let mut command = Command::new(&options.baseline_binary);
-        command.arg("echo-server");
-        let echo = ChildServer::spawn(command).await?;
-        let baseline = relay::deliver(
-            echo.addr(),
-            plan.throughput_clients,
-            plan.throughput_chunks,
-            plan.throughput_rounds,
-            |_| Ok("/".to_owned()),
-        )
-        .await;
-        echo.stop().await?;
-        let baseline = baseline?;
-        println!(
-            "  relay: chatbox {:.0} chunks/s, baseline {:.0} chunks/s",
-            chatbox.chunks_per_s, baseline.chunks_per_s
-        );
-        Ok(relay::RelayResult {
-            clients: plan.throughput_clients,
-            chunks_per_request: plan.throughput_chunks,
-            rounds: plan.throughput_rounds,
-            ratio: chatbox.chunks_per_s / baseline.chunks_per_s.max(1e-9),
-            chatbox,
-            baseline,
-        })
-    })
+    let relay = phase(
+        options.runs(Measurement::Relay),
+        "4. relay throughput",
+        async {
+            fake.set_default(Script::reply(vec![CHUNK_TEXT; plan.throughput_chunks]));
+            let chatbox = relay::deliver(
+                server.addr(),
+                plan.throughput_clients,
+                plan.throughput_chunks,
+                plan.throughput_rounds,
+                |i| server.ws_path(&format!("relay-{i}")),
+            )
+            .await?;
+            let mut command = Command::new(&options.baseline_binary);
+            command.arg("echo-server");
+            let echo = ChildServer::spawn(command).await?;
+            let baseline = relay::deliver(
+                echo.addr(),
+                plan.throughput_clients,
+                plan.throughput_chunks,
+                plan.throughput_rounds,
+                |_| Ok("/".to_owned()),
+            )
+            .await;
+            echo.stop().await?;
+            let baseline = baseline?;
+            println!(
+                "  relay: chatbox {:.0} chunks/s, baseline {:.0} chunks/s",
+                chatbox.chunks_per_s, baseline.chunks_per_s
+            );
+            Ok(relay::RelayResult {
+                clients: plan.throughput_clients,
+                chunks_per_request: plan.throughput_chunks,
+                rounds: plan.throughput_rounds,
+                ratio: chatbox.chunks_per_s / baseline.chunks_per_s.max(1e-9),
+                chatbox,
+                baseline,
+            })
+        },
+    )
     .await;
     if let Err(e) = server.stop().await {
         eprintln!("  stopping chat-server: {e}");
@@ -205,11 +255,16 @@ fn paced(chunks: usize) -> Script {
     Script::reply((0..chunks).map(|i| format!("word{i} "))).chunk_delay(PACED_CHUNK_DELAY)
 }
 
-/// Runs one measurement with a heading; its error becomes the recorded outcome.
+/// Runs one measurement with a heading (unless `selected` is false); its error
+/// becomes the recorded outcome.
 async fn phase<T>(
+    selected: bool,
     title: &str,
     work: impl Future<Output = Result<T, BenchError>>,
 ) -> Result<T, String> {
+    if !selected {
+        return Err(SKIPPED.to_owned());
+    }
     println!("-- {title}");
     let start = now_ns();
     let result = work.await.map_err(|e| e.to_string());
