@@ -33,4 +33,4 @@ pub use store::{
     AdminQuery, Page, SessionStore, SessionSummary, SortKey, SortOrder, StatusFilter, StoreHealth,
     StoreMetrics,
 };
-pub use write_behind::{WriteBehindStore, WriteOp};
+pub use write_behind::{Creation, WriteBehindStore, WriteOp};

@@ -10,7 +10,7 @@ use crate::error::StoreError;
 use crate::mongo::{MongoOptions, MongoStore};
 use crate::retry::RetryPolicy;
 use crate::store::SessionStore;
-use crate::write_behind::WriteBehindStore;
+use crate::write_behind::{Creation, WriteBehindStore};
 
 /// Opens the store the configuration selects: the embedded file store or MongoDB, each
 /// behind the write-behind queue (writes leave the chat hot path; with MongoDB,
@@ -26,12 +26,17 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn SessionStore>, StoreE
         StorageBackend::Embedded => {
             let embedded = EmbeddedStore::open(&storage.embedded_path, enc)?;
             let timeout = storage.mongodb.operation_timeout;
-            Ok(Arc::new(WriteBehindStore::start(
-                Arc::new(embedded),
-                storage.write_queue_capacity,
-                RetryPolicy::from_settings(&storage.retry, timeout),
-                timeout,
-            )))
+            // redb locks the file to this process, so the session manager alone
+            // enforces one active session per user: creations need not wait either.
+            Ok(Arc::new(
+                WriteBehindStore::start(
+                    Arc::new(embedded),
+                    storage.write_queue_capacity,
+                    RetryPolicy::from_settings(&storage.retry, timeout),
+                    timeout,
+                )
+                .with_creation(Creation::Queued),
+            ))
         }
         StorageBackend::Mongodb => {
             let options = MongoOptions::from_settings(&storage.mongodb).ok_or_else(|| {

@@ -12,6 +12,15 @@
 //! session no longer exists) cannot succeed by waiting; it is logged, counted in
 //! [`StoreHealth::last_error`] and skipped so the session's queue moves on.
 //!
+//! Creating a session is the one write that may have to be answered by the database:
+//! with a shared database ([`Creation::Checked`], MongoDB) only the database can say
+//! whether another replica already created the user's active session, so creation is
+//! tried synchronously (and queued only while the database is down). With a store that
+//! this process alone writes ([`Creation::Queued`], the embedded file, which redb locks
+//! to one process) the in-process session manager already enforces one active session
+//! per user, so creation is queued like any other write and a new conversation's first
+//! reply does not wait for a durable commit.
+//!
 //! Reads of one session first wait (bounded) until its queued writes are applied, so
 //! a reader sees its own writes. Workers are owned (TaskTracker + CancellationToken);
 //! [`SessionStore::shutdown`] drains the queue within a deadline.
@@ -137,10 +146,21 @@ struct Shared {
     backoff: RetryPolicy,
 }
 
+/// How [`WriteBehindStore`] handles [`SessionStore::create_session`] (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Creation {
+    /// Other processes write the same database: ask it synchronously (it enforces one
+    /// active session per user across replicas); queue only while it is unavailable.
+    Checked,
+    /// This process is the store's only writer: queue creations like other writes.
+    Queued,
+}
+
 /// A [`SessionStore`] whose writes are queued and applied in the background, in order
 /// per session, surviving database outages (see the module docs).
 pub struct WriteBehindStore {
     inner: Arc<dyn SessionStore>,
+    creation: Creation,
     shared: Arc<Shared>,
     tracker: TaskTracker,
     cancel: CancellationToken,
@@ -181,11 +201,19 @@ impl WriteBehindStore {
         }
         Self {
             inner,
+            creation: Creation::Checked,
             shared,
             tracker,
             cancel,
             read_wait,
         }
+    }
+
+    /// Sets how session creation is handled (default [`Creation::Checked`]).
+    #[must_use]
+    pub fn with_creation(mut self, creation: Creation) -> Self {
+        self.creation = creation;
+        self
     }
 
     /// Queues one write for session `id` without waiting for the database.
@@ -400,10 +428,11 @@ async fn worker(inner: Arc<dyn SessionStore>, shared: Arc<Shared>, cancel: Cance
 
 #[async_trait]
 impl SessionStore for WriteBehindStore {
-    /// Tried synchronously so the one-active-session rule is answered now; only when
-    /// the database is unavailable is the creation queued (and acknowledged).
+    /// With [`Creation::Checked`], tried synchronously so the one-active-session rule
+    /// is answered now; only when the database is unavailable is the creation queued
+    /// (and acknowledged). With [`Creation::Queued`], queued at once.
     async fn create_session(&self, session: &SessionSnapshot) -> Result<(), StoreError> {
-        if !self.is_degraded() {
+        if self.creation == Creation::Checked && !self.is_degraded() {
             match self.inner.create_session(session).await {
                 Err(error) if error.is_transient() => {
                     tracing::warn!(session_id = %session.id, %error, "database unavailable; queueing the new session");
@@ -713,6 +742,26 @@ mod tests {
         assert_eq!(store.flush(Duration::from_secs(60)).await, 0);
         let contents: Vec<_> = log.lock().iter().map(|(_, c)| c.clone()).collect();
         assert_eq!(contents, ["0", "1", "2", "3"]);
+        store.shutdown(Duration::from_secs(1)).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_single_writer_store_queues_creations_without_waiting_for_the_database() {
+        let mut mock = MockSessionStore::new();
+        mock.expect_create_session().times(1).returning(|s| {
+            assert_eq!(s.id, "s1");
+            Ok(())
+        });
+        mock.expect_shutdown().returning(|_| Ok(0));
+        let store = WriteBehindStore::start(Arc::new(mock), 10, backoff(), Duration::from_secs(1))
+            .with_creation(Creation::Queued);
+        store
+            .create_session(&SessionSnapshot::new_active("s1", "u", Utc::now()))
+            .await
+            .unwrap();
+        // Acknowledged while still queued: the workers have not run yet.
+        assert_eq!(store.pending(), 1);
+        assert_eq!(store.flush(Duration::from_secs(10)).await, 0);
         store.shutdown(Duration::from_secs(1)).await.unwrap();
     }
 
