@@ -78,6 +78,11 @@ impl ChatboxServer {
         self.child.rss_bytes()
     }
 
+    /// CPU time the server has used so far.
+    pub fn cpu_time(&self) -> Result<std::time::Duration, BenchError> {
+        self.child.cpu_time()
+    }
+
     /// The WebSocket path with a fresh token for `user` in the query.
     pub fn ws_path(&self, user: &str) -> Result<String, BenchError> {
         let token = self

@@ -79,6 +79,11 @@ impl ChildServer {
         rss_bytes(self.pid)
     }
 
+    /// CPU time the child has used so far (user + system, all threads).
+    pub fn cpu_time(&self) -> Result<std::time::Duration, BenchError> {
+        cpu_time(self.pid)
+    }
+
     /// Kills the child and waits for it (and for the stdout reader) to finish.
     pub async fn stop(mut self) -> Result<(), BenchError> {
         self.child.start_kill()?;
@@ -109,6 +114,27 @@ pub fn rss_bytes(pid: u32) -> Result<u64, BenchError> {
     parse_vm_rss(&status).ok_or_else(|| BenchError::Process(format!("no VmRSS line for pid {pid}")))
 }
 
+/// Clock ticks per second of `/proc/PID/stat` times (`USER_HZ`, 100 on Linux).
+const USER_HZ: u64 = 100;
+
+/// CPU time (user + system, all threads) of process `pid` from `/proc/PID/stat`.
+pub fn cpu_time(pid: u32) -> Result<std::time::Duration, BenchError> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_cpu_ticks(&stat)
+        .map(|ticks| std::time::Duration::from_millis(ticks * 1000 / USER_HZ))
+        .ok_or_else(|| BenchError::Process(format!("unreadable /proc/{pid}/stat")))
+}
+
+/// `utime + stime` (fields 14 and 15) of a `/proc/PID/stat` line, in clock ticks.
+/// Fields are counted after the command name, which may itself contain spaces.
+pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// The `VmRSS:   1234 kB` value of a `/proc/PID/status` text, in bytes.
 pub fn parse_vm_rss(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -132,6 +158,14 @@ mod tests {
         let status = "Name:\tx\nVmPeak:\t  9 kB\nVmRSS:\t    1234 kB\nThreads: 2\n";
         assert_eq!(parse_vm_rss(status), Some(1234 * 1024));
         assert_eq!(parse_vm_rss("Name: x\n"), None);
+    }
+
+    #[test]
+    fn reads_cpu_ticks_after_a_command_name_with_spaces() {
+        let stat = "42 (tokio rt) S 1 42 42 0 -1 4194560 10 0 0 0 250 17 0 0 20 0 9 0 1 2 3";
+        assert_eq!(parse_cpu_ticks(stat), Some(267));
+        assert_eq!(parse_cpu_ticks("42 (x) S 1"), None);
+        assert!(cpu_time(std::process::id()).is_ok());
     }
 
     #[test]

@@ -198,6 +198,7 @@ async fn streaming(
                 &fake.openai_endpoint(),
                 &plan.ttft_levels,
                 plan.ttft_rounds,
+                PACED_CHUNK_DELAY * u32::try_from(plan.ttft_chunks).unwrap_or(u32::MAX),
             )
             .await
         },

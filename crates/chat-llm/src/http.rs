@@ -68,8 +68,12 @@ pub struct ProviderHttp {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle pooled connections are closed after this long.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// Idle pooled connections kept per provider host.
-const POOL_MAX_IDLE_PER_HOST: usize = 32;
+/// Idle pooled connections kept per provider host. Over HTTP/1.1 every stream in
+/// flight holds a connection of its own; when a wave of replies ends together, the
+/// connections beyond this bound are closed and the next wave pays a new TCP (and TLS)
+/// handshake before its first token. An idle connection costs a socket and a few KB,
+/// so the pool keeps enough for a few hundred concurrent streams per provider.
+const POOL_MAX_IDLE_PER_HOST: usize = 512;
 
 impl ProviderHttp {
     /// Builds the pooled client (rustls, HTTP/2 when offered, TCP keep-alive).

@@ -107,6 +107,59 @@ pub(crate) struct OpenAiDecoder {
     saw_finish_reason: bool,
 }
 
+/// The common chunk — text deltas and nothing else — decoded without building a
+/// `serde_json::Value` tree (every other field is skipped unread).
+#[derive(serde::Deserialize)]
+struct DeltaChunk<'a> {
+    #[serde(default, borrow)]
+    choices: Option<Vec<DeltaChoice<'a>>>,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    usage: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct DeltaChoice<'a> {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default, borrow)]
+    delta: Option<Delta<'a>>,
+    #[serde(default)]
+    finish_reason: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct Delta<'a> {
+    #[serde(default, borrow)]
+    content: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl OpenAiDecoder {
+    /// Decodes a plain delta chunk; `false` (nothing decoded) for anything else —
+    /// errors, usage, unexpected shapes — which the general path then handles.
+    fn decode_delta(&mut self, data: &str, out: &mut Vec<Decoded>) -> bool {
+        let Ok(chunk) = serde_json::from_str::<DeltaChunk<'_>>(data) else {
+            return false;
+        };
+        if chunk.error.is_some() || chunk.usage.is_some() {
+            return false;
+        }
+        for choice in chunk.choices.unwrap_or_default() {
+            if choice.index.unwrap_or(0) != 0 {
+                continue;
+            }
+            if let Some(text) = choice.delta.and_then(|d| d.content) {
+                out.push(Decoded::Delta(text.into_owned()));
+            }
+            if choice.finish_reason.is_some() {
+                self.saw_finish_reason = true;
+            }
+        }
+        true
+    }
+}
+
 impl SseDecoder for OpenAiDecoder {
     fn decode(&mut self, event: &str, data: &str, out: &mut Vec<Decoded>) -> Result<(), LlmError> {
         let data = data.trim();
@@ -114,6 +167,25 @@ impl SseDecoder for OpenAiDecoder {
             out.push(Decoded::Finished);
             return Ok(());
         }
+        if event != "error" && self.decode_delta(data, out) {
+            return Ok(());
+        }
+        self.decode_general(event, data, out)
+    }
+
+    fn complete_at_eof(&self) -> bool {
+        self.saw_finish_reason
+    }
+}
+
+impl OpenAiDecoder {
+    /// Any chunk, through a `serde_json::Value` (errors, usage, odd shapes).
+    fn decode_general(
+        &mut self,
+        event: &str,
+        data: &str,
+        out: &mut Vec<Decoded>,
+    ) -> Result<(), LlmError> {
         let chunk: Value = match serde_json::from_str(data) {
             Ok(v) => v,
             Err(_) if event == "error" => {
@@ -161,10 +233,6 @@ impl SseDecoder for OpenAiDecoder {
         }
         Ok(())
     }
-
-    fn complete_at_eof(&self) -> bool {
-        self.saw_finish_reason
-    }
 }
 
 /// `{"error": {"message", "type", "code"}}` sent inside a stream (vLLM, LiteLLM, …).
@@ -201,6 +269,38 @@ mod tests {
             }
         }
         (out, result, d)
+    }
+
+    #[test]
+    fn real_world_chunks_decode_the_same_on_the_fast_and_the_general_path() {
+        let chunks = [
+            r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":"fp","choices":[{"index":0,"delta":{"content":"a \"quoted\" \u00e9 line\n"},"logprobs":null,"finish_reason":null}]}"#,
+            r#"{"choices":[{"index":1,"delta":{"content":"other choice"}},{"index":0,"delta":{"content":null}}]}"#,
+            r#"{"choices":null}"#,
+            r#"{"choices":[{"delta":{"content":"no index"},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":["not","text"]}}]}"#,
+        ];
+        for chunk in chunks {
+            let mut fast = OpenAiDecoder::default();
+            let mut fast_out = Vec::new();
+            let took_fast = fast.decode_delta(chunk, &mut fast_out);
+            let mut general = OpenAiDecoder::default();
+            let mut general_out = Vec::new();
+            let result = general.decode_general("message", chunk, &mut general_out);
+            assert!(result.is_ok(), "{chunk}");
+            if took_fast {
+                assert_eq!(
+                    format!("{fast_out:?}"),
+                    format!("{general_out:?}"),
+                    "{chunk}"
+                );
+                assert_eq!(fast.saw_finish_reason, general.saw_finish_reason, "{chunk}");
+            }
+        }
+        // The unexpected shape is left to the general path, which tolerates it.
+        let mut d = OpenAiDecoder::default();
+        assert!(!d.decode_delta(chunks[4], &mut Vec::new()));
+        assert!(d.decode_delta(chunks[0], &mut Vec::new()));
     }
 
     #[test]

@@ -5,9 +5,18 @@
 //! Layout: one row per session (summary fields, message count), one row per message
 //! keyed by `(session id, index)` so an append writes one small row instead of
 //! rewriting the conversation, and two unique maps (user → active session, share
-//! token → session). Every operation is one ACID redb transaction, committed durably
-//! before it returns. Name and content use the same [`Encryptor`] as MongoDB.
+//! token → session). Every write is committed durably before it returns. Name and
+//! content use the same [`Encryptor`] as MongoDB.
+//!
+//! **Group commit.** Writes go to one writer thread, which applies every write that is
+//! waiting in a single redb transaction and commits (one fsync) for all of them: under
+//! load a commit serves many writes instead of each paying for its own, and a write
+//! returns only once the commit that holds it is durable. A write that fails (e.g.
+//! its session does not exist) must not take the others down with it: the batch is
+//! then rolled back and each of its writes re-run in a transaction of its own, so
+//! every write succeeds or fails exactly as it would alone.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -79,11 +88,129 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("embedded row: {e}")))
 }
 
+/// Writes waiting for the writer thread (each caller awaits its own, so this bounds
+/// nothing but a burst of callers; they wait for room beyond it).
+const WRITE_QUEUE: usize = 1024;
+
+/// Writes applied in one transaction at most.
+const MAX_BATCH: usize = 256;
+
+/// One write: re-runnable (a failed batch re-runs its writes one by one), its value
+/// type-erased so writes of every type share the queue.
+type Work = Box<
+    dyn Fn(&redb::WriteTransaction, &Encryptor) -> Result<Box<dyn Any + Send>, StoreError> + Send,
+>;
+
+struct Job {
+    work: Work,
+    reply: tokio::sync::oneshot::Sender<Result<Box<dyn Any + Send>, StoreError>>,
+}
+
+/// The writer thread and the queue to it; the thread ends when the queue closes, and
+/// is joined when the last handle to the store goes.
+struct Writer {
+    queue: Option<tokio::sync::mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue lets the thread finish the writes it holds, then stop.
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("embedded store writer thread panicked");
+            }
+        }
+    }
+}
+
+/// Applies queued writes in batches until the queue closes (module docs).
+fn writer_loop(db: &Database, enc: &Encryptor, mut queue: tokio::sync::mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        match apply_together(db, enc, &batch) {
+            Ok(values) => {
+                for (job, value) in batch.drain(..).zip(values) {
+                    let _ = job.reply.send(Ok(value));
+                }
+            }
+            Err(BatchFailed::Commit(message)) => {
+                for job in batch.drain(..) {
+                    let _ = job
+                        .reply
+                        .send(Err(StoreError::Unavailable(message.clone())));
+                }
+            }
+            Err(BatchFailed::Write) => {
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(apply_alone(db, enc, &job.work));
+                }
+            }
+        }
+    }
+}
+
+enum BatchFailed {
+    /// One of the writes failed: the batch was rolled back.
+    Write,
+    /// The commit failed (nothing was written).
+    Commit(String),
+}
+
+fn apply_together(
+    db: &Database,
+    enc: &Encryptor,
+    batch: &[Job],
+) -> Result<Vec<Box<dyn Any + Send>>, BatchFailed> {
+    if let [only] = batch {
+        return apply_alone(db, enc, &only.work)
+            .map(|value| vec![value])
+            .map_err(|e| BatchFailed::Commit(e.to_string()));
+    }
+    let txn = db
+        .begin_write()
+        .map_err(|e| BatchFailed::Commit(db_err(e).to_string()))?;
+    let mut values = Vec::with_capacity(batch.len());
+    for job in batch {
+        match (job.work)(&txn, enc) {
+            Ok(value) => values.push(value),
+            Err(_) => {
+                // Dropping an uncommitted transaction rolls it back.
+                let _ = txn.abort();
+                return Err(BatchFailed::Write);
+            }
+        }
+    }
+    txn.commit()
+        .map_err(|e| BatchFailed::Commit(db_err(e).to_string()))?;
+    Ok(values)
+}
+
+fn apply_alone(
+    db: &Database,
+    enc: &Encryptor,
+    work: &Work,
+) -> Result<Box<dyn Any + Send>, StoreError> {
+    let txn = db.begin_write().map_err(db_err)?;
+    let value = work(&txn, enc)?;
+    txn.commit().map_err(db_err)?;
+    Ok(value)
+}
+
 /// Sessions in a local redb file.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
     enc: Encryptor,
+    writer: Arc<Writer>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -109,28 +236,48 @@ impl EmbeddedStore {
         txn.open_table(ACTIVE_BY_USER).map_err(db_err)?;
         txn.open_table(SHARE_TOKENS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
+        let db = Arc::new(db);
+        let (queue, receiver) = tokio::sync::mpsc::channel(WRITE_QUEUE);
+        let thread = {
+            let (db, enc) = (db.clone(), enc.clone());
+            std::thread::Builder::new()
+                .name("embedded-store-writer".to_owned())
+                .spawn(move || writer_loop(&db, &enc, receiver))
+                .map_err(|e| StoreError::Open(format!("cannot start the writer thread: {e}")))?
+        };
         Ok(Self {
-            db: Arc::new(db),
+            db,
             enc,
+            writer: Arc::new(Writer {
+                queue: Some(queue),
+                thread: Some(thread),
+            }),
         })
     }
 
-    /// Runs `f` in one write transaction on the blocking pool; commits when it
-    /// returns `Ok`, rolls back otherwise.
+    /// Runs `f` in a write transaction of the writer thread, possibly together with
+    /// other writes (module docs); returns once that transaction is committed. `f`
+    /// must leave no trace when it fails (its transaction is then rolled back) and
+    /// may run more than once.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&redb::WriteTransaction, &Encryptor) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&redb::WriteTransaction, &Encryptor) -> Result<T, StoreError> + Send + 'static,
     {
-        let (db, enc) = (self.db.clone(), self.enc.clone());
-        tokio::task::spawn_blocking(move || {
-            let txn = db.begin_write().map_err(db_err)?;
-            let value = f(&txn, &enc)?;
-            txn.commit().map_err(db_err)?;
-            Ok(value)
+        let closed = || StoreError::Unavailable("embedded store writer stopped".to_owned());
+        let queue = self.writer.queue.as_ref().ok_or_else(closed)?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let work: Work = Box::new(move |txn, enc| {
+            f(txn, enc).map(|value| Box::new(value) as Box<dyn Any + Send>)
+        });
+        queue
+            .send(Job { work, reply })
+            .await
+            .map_err(|_| closed())?;
+        let value = answer.await.map_err(|_| closed())??;
+        value.downcast::<T>().map(|value| *value).map_err(|_| {
+            StoreError::Unavailable("embedded store: mismatched write result".to_owned())
         })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("embedded store task: {e}")))?
     }
 
     /// Runs `f` in one read transaction on the blocking pool.
@@ -152,14 +299,14 @@ impl EmbeddedStore {
     async fn modify<T, F>(&self, id: &str, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut SessionRow, &Encryptor) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&mut SessionRow, &Encryptor) -> Result<T, StoreError> + Send + 'static,
     {
         let id = id.to_owned();
         self.write(move |txn, enc| {
             let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
             let mut row: SessionRow = match sessions.get(id.as_str()).map_err(db_err)? {
                 Some(bytes) => decode(bytes.value())?,
-                None => return Err(StoreError::NotFound(id)),
+                None => return Err(StoreError::NotFound(id.clone())),
             };
             let value = f(&mut row, enc)?;
             sessions
@@ -274,7 +421,7 @@ impl SessionStore for EmbeddedStore {
         self.write(move |txn, enc| {
             let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
             if sessions.get(s.id.as_str()).map_err(db_err)?.is_some() {
-                return Err(StoreError::DuplicateId(s.id));
+                return Err(StoreError::DuplicateId(s.id.clone()));
             }
             let mut active = txn.open_table(ACTIVE_BY_USER).map_err(db_err)?;
             if s.is_active() {
@@ -338,7 +485,7 @@ impl SessionStore for EmbeddedStore {
             let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
             let mut row: SessionRow = match sessions.get(id.as_str()).map_err(db_err)? {
                 Some(bytes) => decode(bytes.value())?,
-                None => return Err(StoreError::NotFound(id)),
+                None => return Err(StoreError::NotFound(id.clone())),
             };
             let mut messages = txn.open_table(MESSAGES).map_err(db_err)?;
             messages
@@ -369,7 +516,7 @@ impl SessionStore for EmbeddedStore {
     async fn update_model(&self, id: &str, model_id: &str) -> Result<(), StoreError> {
         let model_id = model_id.to_owned();
         self.modify(id, move |row, _| {
-            row.model_id = model_id;
+            row.model_id = model_id.clone();
             Ok(())
         })
         .await
@@ -403,8 +550,8 @@ impl SessionStore for EmbeddedStore {
         let admin_name = admin_name.filter(|_| admin_id.is_some()).map(str::to_owned);
         self.modify(id, move |row, _| {
             row.admin_assisted = admin_id.is_some();
-            row.assisting_admin_id = admin_id;
-            row.assisting_admin_name = admin_name;
+            row.assisting_admin_id = admin_id.clone();
+            row.assisting_admin_name = admin_name.clone();
             Ok(())
         })
         .await
@@ -428,7 +575,7 @@ impl SessionStore for EmbeddedStore {
             let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
             let mut row: SessionRow = match sessions.get(id.as_str()).map_err(db_err)? {
                 Some(bytes) => decode(bytes.value())?,
-                None => return Err(StoreError::NotFound(id)),
+                None => return Err(StoreError::NotFound(id.clone())),
             };
             if let Some(ended) = row.end_time {
                 return Ok(ended);
@@ -486,7 +633,7 @@ impl SessionStore for EmbeddedStore {
             let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
             let mut row: SessionRow = match sessions.get(id.as_str()).map_err(db_err)? {
                 Some(bytes) => decode(bytes.value())?,
-                None => return Err(StoreError::NotFound(id)),
+                None => return Err(StoreError::NotFound(id.clone())),
             };
             if let Some(existing) = row.share_token {
                 return Ok(existing);
@@ -500,7 +647,7 @@ impl SessionStore for EmbeddedStore {
             sessions
                 .insert(id.as_str(), encode(&row)?.as_slice())
                 .map_err(db_err)?;
-            Ok(token)
+            Ok(token.clone())
         })
         .await
     }
@@ -511,7 +658,7 @@ impl SessionStore for EmbeddedStore {
             let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
             let mut row: SessionRow = match sessions.get(id.as_str()).map_err(db_err)? {
                 Some(bytes) => decode(bytes.value())?,
-                None => return Err(StoreError::NotFound(id)),
+                None => return Err(StoreError::NotFound(id.clone())),
             };
             if let Some(token) = row.share_token.take() {
                 txn.open_table(SHARE_TOKENS)

@@ -41,8 +41,11 @@ use crate::error::StoreError;
 use crate::retry::RetryPolicy;
 use crate::store::{AdminQuery, Page, SessionStore, SessionSummary, StoreHealth, StoreMetrics};
 
-/// Worker tasks applying queued writes (sessions are spread over them).
-const WORKERS: usize = 4;
+/// Worker tasks applying queued writes (sessions are spread over them). Each holds at
+/// most one write in flight, so this is also how many writes of different sessions
+/// can reach the database at once — and how many the embedded store can group into
+/// one commit.
+const WORKERS: usize = 16;
 
 /// One queued write of one session.
 #[derive(Debug, Clone, PartialEq)]
