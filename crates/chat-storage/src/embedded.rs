@@ -136,6 +136,12 @@ fn writer_loop(db: &Database, enc: &Encryptor, mut queue: tokio::sync::mpsc::Rec
                 Err(_) => break,
             }
         }
+        if batch.len() == 1 {
+            for job in batch.drain(..) {
+                let _ = job.reply.send(apply_alone(db, enc, &job.work));
+            }
+            continue;
+        }
         match apply_together(db, enc, &batch) {
             Ok(values) => {
                 for (job, value) in batch.drain(..).zip(values) {
@@ -170,11 +176,6 @@ fn apply_together(
     enc: &Encryptor,
     batch: &[Job],
 ) -> Result<Vec<Box<dyn Any + Send>>, BatchFailed> {
-    if let [only] = batch {
-        return apply_alone(db, enc, &only.work)
-            .map(|value| vec![value])
-            .map_err(|e| BatchFailed::Commit(e.to_string()));
-    }
     let txn = db
         .begin_write()
         .map_err(|e| BatchFailed::Commit(db_err(e).to_string()))?;

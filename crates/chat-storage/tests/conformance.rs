@@ -166,6 +166,38 @@ async fn updates_set_name_model_stats_assistance_and_help() {
     assert!(!s.help_requested);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_fail_or_succeed_each_on_their_own() {
+    // Writes arriving together may share one commit (the embedded store groups them);
+    // one that fails must not take the others down with it, nor leave a trace.
+    let h = plain().await;
+    h.store
+        .create_session(&session("busy", "dave", 0))
+        .await
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let store = h.store.clone();
+        tasks.spawn(async move {
+            let target = if i % 10 == 3 { "missing" } else { "busy" };
+            let result = store.update_name(target, &format!("name {i}")).await;
+            (target, result)
+        });
+    }
+    let (mut ok, mut not_found) = (0, 0);
+    while let Some(joined) = tasks.join_next().await {
+        match joined.unwrap() {
+            ("busy", Ok(())) => ok += 1,
+            ("missing", Err(StoreError::NotFound(_))) => not_found += 1,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!((ok, not_found), (36, 4));
+    assert!(h.store.get_session("missing").await.unwrap().is_none());
+    let name = h.store.get_session("busy").await.unwrap().unwrap().name;
+    assert!(name.starts_with("name "), "{name}");
+}
+
 #[tokio::test]
 async fn writes_to_an_unknown_session_are_not_found() {
     let h = plain().await;
