@@ -299,6 +299,24 @@ fn apply_env(settings: &mut Settings, env: &impl EnvSource, errors: &mut Vec<Con
     if let Some(v) = get("CHATBOX_EMBEDDED_PATH") {
         settings.storage.embedded_path = PathBuf::from(v.trim());
     }
+    if let Some(v) = get("CHATBOX_EMBEDDED_CACHE_SIZE") {
+        match v.trim().parse() {
+            Ok(n) => settings.storage.embedded_cache_size = n,
+            Err(_) => errors.push(ConfigError::new(
+                "env CHATBOX_EMBEDDED_CACHE_SIZE",
+                format!("must be a number of bytes, got {v:?}"),
+            )),
+        }
+    }
+    if let Some(v) = get("CHATBOX_SESSION_RELEASE_GRACE") {
+        match humantime::parse_duration(v.trim()) {
+            Ok(d) => settings.sessions.release_grace = d,
+            Err(e) => errors.push(ConfigError::new(
+                "env CHATBOX_SESSION_RELEASE_GRACE",
+                format!("invalid duration {v:?}: {e}"),
+            )),
+        }
+    }
     if let Some(v) = get("MAX_MESSAGE_SIZE") {
         match v.trim().parse() {
             Ok(n) => settings.websocket.max_message_size = n,

@@ -208,6 +208,10 @@ pub struct StorageSettings {
     pub backend: StorageBackend,
     /// Embedded store file.
     pub embedded_path: PathBuf,
+    /// Memory the embedded store may use to cache database pages, in bytes (env
+    /// `CHATBOX_EMBEDDED_CACHE_SIZE`). redb's own default is 1 GiB, reached as the file
+    /// grows; the hot pages of a chat service (recent sessions, indexes) are far fewer.
+    pub embedded_cache_size: usize,
     /// MongoDB settings, used when `backend = "mongodb"`.
     pub mongodb: MongoSettings,
     /// Retry policy for transient storage errors.
@@ -221,6 +225,7 @@ impl Default for StorageSettings {
         Self {
             backend: StorageBackend::Embedded,
             embedded_path: PathBuf::from("./data/chatbox.redb"),
+            embedded_cache_size: 32 * 1024 * 1024,
             mongodb: MongoSettings::default(),
             retry: RetrySettings::default(),
             write_queue_capacity: 10_000,
@@ -442,8 +447,17 @@ pub struct SessionSettings {
     pub sweep_interval: Duration,
     /// Streamed chunks kept per session for `resume`.
     pub replay_buffer_frames: usize,
-    /// Messages kept in memory per session (older ones stay in storage).
+    /// Messages kept in memory per session (older ones stay in storage). The LLM
+    /// history (`llm.history_max_messages`) is taken from them; HTTP reads of a longer
+    /// conversation go to the store.
     pub max_messages_in_memory: usize,
+    /// How long a session nobody is connected to (and with no reply being generated)
+    /// keeps its replay buffer and its in-memory messages (env
+    /// `CHATBOX_SESSION_RELEASE_GRACE`). A client that reconnects within it resumes
+    /// without a gap; afterwards both are released and the history is reloaded from
+    /// the store on the next message (a later `resume` reports a replay gap).
+    #[serde(with = "humantime_serde")]
+    pub release_grace: Duration,
 }
 
 impl Default for SessionSettings {
@@ -453,7 +467,8 @@ impl Default for SessionSettings {
             idle_timeout: Duration::from_secs(30 * 60),
             sweep_interval: Duration::from_secs(60),
             replay_buffer_frames: 2048,
-            max_messages_in_memory: 1000,
+            max_messages_in_memory: 100,
+            release_grace: Duration::from_secs(30),
         }
     }
 }

@@ -37,6 +37,9 @@ pub const PLACEHOLDER_MARKERS: &[&str] = &[
 /// Shortest accepted JWT secret, in bytes (256 bits for HS256).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
+/// Smallest accepted `storage.embedded_cache_size`: catches a value meant as MiB.
+pub const MIN_EMBEDDED_CACHE: usize = 1024 * 1024;
+
 /// Largest accepted `websocket.max_message_size` (64 MiB); larger frames would let one
 /// client pin that much memory per connection.
 pub const MAX_FRAME_LIMIT: usize = 64 * 1024 * 1024;
@@ -219,6 +222,15 @@ pub(crate) fn validate(s: &Settings, errors: &mut Vec<ConfigError>) {
     }
     if st.backend == StorageBackend::Embedded && st.embedded_path.as_os_str().is_empty() {
         err("storage.embedded_path", "must not be empty".to_owned());
+    }
+    if st.embedded_cache_size < MIN_EMBEDDED_CACHE {
+        err(
+            "storage.embedded_cache_size",
+            format!(
+                "must be at least {MIN_EMBEDDED_CACHE} bytes (1 MiB), got {}",
+                st.embedded_cache_size
+            ),
+        );
     }
     not_empty(&mut err, "storage.mongodb.database", &st.mongodb.database);
     not_empty(
@@ -455,6 +467,7 @@ pub(crate) fn validate(s: &Settings, errors: &mut Vec<ConfigError>) {
             "must be greater than 0".to_owned(),
         );
     }
+    positive(&mut err, "sessions.release_grace", s.sessions.release_grace);
 
     // --- uploads ------------------------------------------------------------------------
     if s.uploads.max_file_size == 0 {

@@ -204,6 +204,8 @@ fn production_issue_19_validation_coverage() {
         ("[sessions]\nidle_timeout = \"0s\"\n".into(), "sessions.idle_timeout", "greater than 0"),
         ("[sessions]\nsweep_interval = \"0s\"\n".into(), "sessions.sweep_interval", "greater than 0"),
         ("[sessions]\nreplay_buffer_frames = 0\n".into(), "sessions.replay_buffer_frames", "greater than 0"),
+        ("[sessions]\nrelease_grace = \"0s\"\n".into(), "sessions.release_grace", "greater than 0"),
+        ("[storage]\nembedded_cache_size = 32\n".into(), "storage.embedded_cache_size", "at least"),
         ("[uploads]\nmax_file_size = 0\n".into(), "uploads.max_file_size", "greater than 0"),
         ("[uploads]\nallowed_mime_types = [\"png\"]\n".into(), "uploads.allowed_mime_types[0]", "not a MIME type"),
         ("[notifications]\nhelp_webhook_url = \"http://hooks.example.com/x\"\n".into(), "notifications.help_webhook_url", "plain http"),
@@ -309,12 +311,19 @@ fn env_overrides_apply() {
             ("MAX_MESSAGE_SIZE", "2048"),
             ("CHATBOX_PORT", "0"),
             ("ENCRYPTION_KEY", KEY32),
+            ("CHATBOX_SESSION_RELEASE_GRACE", "90s"),
+            ("CHATBOX_EMBEDDED_CACHE_SIZE", "8388608"),
         ]),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.server.path_prefix, "/api/chat");
     assert_eq!(config.websocket.max_message_size, 2048);
     assert_eq!(config.server.port, 0);
+    assert_eq!(
+        config.sessions.release_grace,
+        std::time::Duration::from_secs(90)
+    );
+    assert_eq!(config.storage.embedded_cache_size, 8 * 1024 * 1024);
     assert_eq!(config.encryption_keys()[0].1, *KEY32.as_bytes());
 }
 
@@ -365,6 +374,8 @@ fn bad_env_values_are_reported_with_their_names() {
             ("CHATBOX_PORT", "http"),
             ("MAX_MESSAGE_SIZE", "1MB"),
             ("CHATBOX_SHUTDOWN_TIMEOUT", "forever"),
+            ("CHATBOX_SESSION_RELEASE_GRACE", "soon"),
+            ("CHATBOX_EMBEDDED_CACHE_SIZE", "32MiB"),
         ]),
     )
     .expect_err("invalid");
@@ -373,6 +384,8 @@ fn bad_env_values_are_reported_with_their_names() {
         "env CHATBOX_PORT",
         "env MAX_MESSAGE_SIZE",
         "env CHATBOX_SHUTDOWN_TIMEOUT",
+        "env CHATBOX_SESSION_RELEASE_GRACE",
+        "env CHATBOX_EMBEDDED_CACHE_SIZE",
     ] {
         assert!(errors.mentions(field), "missing {field}: {errors}");
     }

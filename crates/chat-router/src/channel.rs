@@ -9,8 +9,10 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
+use tokio::time::Instant;
 
 use crate::outbound::{ConnectionHandle, ConnectionId};
 
@@ -29,6 +31,15 @@ struct ChannelState {
     replay: VecDeque<(u64, Arc<str>)>,
     capacity: usize,
     subscribers: Vec<Subscriber>,
+    /// Last subscribe, unsubscribe, resume or frame: the grace period of
+    /// [`SessionChannel::release_if_idle`] counts from here.
+    last_used: Instant,
+}
+
+impl ChannelState {
+    fn touch(&mut self) {
+        self.last_used = Instant::now();
+    }
 }
 
 /// One subscribed connection and the first chunk it received live, so a `resume` on
@@ -52,6 +63,7 @@ impl SessionChannel {
                 replay: VecDeque::with_capacity(replay_capacity.min(64)),
                 capacity: replay_capacity.max(1),
                 subscribers: Vec::new(),
+                last_used: Instant::now(),
             }),
         }
     }
@@ -67,6 +79,7 @@ impl SessionChannel {
             conn: conn.clone(),
             first_live_seq: None,
         });
+        state.touch();
         true
     }
 
@@ -75,6 +88,7 @@ impl SessionChannel {
         let mut state = self.state.lock();
         let before = state.subscribers.len();
         state.subscribers.retain(|s| s.conn.id() != id);
+        state.touch();
         before != state.subscribers.len()
     }
 
@@ -97,6 +111,7 @@ impl SessionChannel {
     /// subscriber except `except`. Returns how many got it.
     pub fn broadcast(&self, frame: Arc<str>, except: Option<ConnectionId>) -> usize {
         let mut state = self.state.lock();
+        state.touch();
         fan_out(&mut state.subscribers, &frame, except, None)
     }
 
@@ -106,6 +121,7 @@ impl SessionChannel {
         let mut state = self.state.lock();
         let before = state.subscribers.len();
         state.subscribers.retain(|s| !which(&s.conn));
+        state.touch();
         before - state.subscribers.len()
     }
 
@@ -120,6 +136,7 @@ impl SessionChannel {
             state.replay.pop_front();
         }
         state.replay.push_back((seq, frame.clone()));
+        state.touch();
         fan_out(&mut state.subscribers, &frame, None, Some(seq));
         seq
     }
@@ -161,7 +178,38 @@ impl SessionChannel {
                 first_live_seq: None,
             }),
         }
+        state.touch();
         ResumeOutcome { replayed, gap }
+    }
+
+    /// Frees the replay buffer when nobody has been subscribed, and no frame has gone
+    /// through the channel, for at least `grace` up to `now`. Returns true when the
+    /// channel is idle in that sense (its buffer is then empty). Subscribers whose
+    /// connection has closed no longer count (the grace period starts when they are
+    /// found gone).
+    ///
+    /// Sequence numbers continue where they were: a later `resume` with a `last_seq`
+    /// from before reports a gap (the client reloads the conversation), and new chunks
+    /// never reuse a number the client has seen.
+    pub fn release_if_idle(&self, now: Instant, grace: Duration) -> bool {
+        let mut state = self.state.lock();
+        let before = state.subscribers.len();
+        state.subscribers.retain(|s| !s.conn.is_closed());
+        if state.subscribers.len() != before {
+            state.last_used = now;
+        }
+        if !state.subscribers.is_empty() || now.saturating_duration_since(state.last_used) < grace {
+            return false;
+        }
+        if state.replay.capacity() > 0 {
+            state.replay = VecDeque::new();
+        }
+        true
+    }
+
+    /// Frames held for `resume` (tests and diagnostics).
+    pub fn buffered_frames(&self) -> usize {
+        self.state.lock().replay.len()
     }
 }
 
@@ -305,6 +353,73 @@ mod tests {
         );
         assert_eq!(channel.subscriber_ids(), vec![2]);
         assert_eq!(drain(&mut fast_rx).len(), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_replay_buffer_is_released_only_after_the_grace_period_without_subscribers() {
+        let grace = Duration::from_secs(30);
+        let channel = SessionChannel::new(64);
+        let (a, mut ra) = conn(1, 64);
+        channel.subscribe(&a);
+        for _ in 0..5 {
+            channel.publish_seq(|seq| format!("c{seq}"));
+        }
+        tokio::time::advance(grace * 2).await;
+        assert!(
+            !channel.release_if_idle(Instant::now(), grace),
+            "a subscriber keeps it"
+        );
+        assert!(channel.unsubscribe(1));
+        tokio::time::advance(grace - Duration::from_secs(1)).await;
+        assert!(!channel.release_if_idle(Instant::now(), grace));
+        assert_eq!(channel.buffered_frames(), 5, "within the grace period");
+
+        // A device that comes back within the grace period resumes without a gap.
+        let (b, mut rb) = conn(2, 64);
+        let outcome = channel.resume(&b, 2);
+        assert_eq!(
+            outcome,
+            ResumeOutcome {
+                replayed: 3,
+                gap: false
+            }
+        );
+        assert_eq!(drain(&mut rb), vec!["c3", "c4", "c5"]);
+        channel.unsubscribe(2);
+
+        tokio::time::advance(grace).await;
+        assert!(channel.release_if_idle(Instant::now(), grace));
+        assert_eq!(channel.buffered_frames(), 0);
+        assert!(channel.release_if_idle(Instant::now(), grace), "idempotent");
+
+        // Sequence numbers go on; a resume from before the release reports the gap.
+        let (c, mut rc) = conn(3, 64);
+        let outcome = channel.resume(&c, 4);
+        assert!(outcome.gap);
+        assert_eq!(outcome.replayed, 0);
+        assert_eq!(channel.publish_seq(|seq| format!("c{seq}")), 6);
+        assert_eq!(drain(&mut rc), vec!["c6"]);
+        let (d, _rd) = conn(4, 64);
+        assert!(!channel.resume(&d, 6).gap, "up to date is not a gap");
+        assert_eq!(drain(&mut ra).len(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_subscriber_does_not_keep_the_buffer_forever() {
+        let grace = Duration::from_secs(30);
+        let channel = SessionChannel::new(8);
+        let (a, ra) = conn(1, 8);
+        channel.subscribe(&a);
+        channel.publish_seq(|seq| format!("c{seq}"));
+        drop(ra); // the transport went away without unsubscribing
+        assert!(a.is_closed());
+        tokio::time::advance(grace * 2).await;
+        // Found gone now: the grace period starts here.
+        assert!(!channel.release_if_idle(Instant::now(), grace));
+        assert_eq!(channel.subscriber_count(), 0);
+        tokio::time::advance(grace).await;
+        assert!(channel.release_if_idle(Instant::now(), grace));
+        assert_eq!(channel.buffered_frames(), 0);
     }
 
     #[test]

@@ -21,4 +21,4 @@ pub use error::RouterError;
 pub use generation::META_INTERRUPTED;
 pub use notifier::{DefaultNotifier, HelpNotifier, HelpRequest};
 pub use outbound::{CloseReason, ConnectionHandle, ConnectionId, Identity, Outgoing};
-pub use router::{MessageRouter, RouterDeps, CREATE_TIMEOUT};
+pub use router::{release_interval, MessageRouter, ReleaseReport, RouterDeps, CREATE_TIMEOUT};

@@ -520,6 +520,10 @@ impl MessageRouter {
         };
         live.channel
             .broadcast(Arc::from(Message::loading(&session_id).to_json()), None);
+        let want = self.deps.config.llm.history_max_messages + 1;
+        if session.history_missing(want) {
+            self.reload_history(&session).await;
+        }
         let history = {
             let mut recent = session.recent_messages(self.deps.config.llm.history_max_messages + 1);
             recent.pop(); // the message just appended is the new turn, not history
@@ -782,6 +786,27 @@ impl MessageRouter {
         Ok(())
     }
 
+    /// Puts a session's history back in memory from the store after it was released
+    /// ([`MessageRouter::release_idle`]). On a store error the reply is generated from
+    /// the messages still in memory (the newest ones), and the next message retries.
+    async fn reload_history(&self, session: &Session) {
+        match self.deps.store.get_session(session.id()).await {
+            Ok(Some(stored)) => {
+                let restored = session.restore_history(stored.messages);
+                metrics::counter!("chatbox_session_history_reloads_total").increment(1);
+                tracing::debug!(session_id = %session.id(), restored, "history reloaded");
+            }
+            Ok(None) => {
+                tracing::warn!(session_id = %session.id(), "history not reloaded: session not in the store");
+            }
+            Err(e) => {
+                metrics::counter!("chatbox_persist_errors_total", "op" => "reload_history")
+                    .increment(1);
+                tracing::warn!(session_id = %session.id(), error = %e, "history not reloaded");
+            }
+        }
+    }
+
     /// A session by id: from memory, or (for an active session another replica
     /// created, or one this replica forgot) rehydrated from the store.
     async fn session_by_id(&self, session_id: &str) -> Option<Arc<Session>> {
@@ -943,6 +968,75 @@ impl MessageRouter {
         }
     }
 
+    /// Releases the memory of sessions nobody uses: a session whose last connection
+    /// left (or whose last frame went out) at least `sessions.release_grace` ago and
+    /// that has no reply in flight gives back its replay buffer and its in-memory
+    /// messages. The session itself stays (identity, active mapping, assistance, end
+    /// state: a few hundred bytes) until the sweeper ends and removes it; its history
+    /// is reloaded from the store on the next message, and a `resume` after the grace
+    /// period reports a replay gap (the client reloads the conversation over HTTP).
+    ///
+    /// Sessions without live state (rehydrated at startup, never connected) are
+    /// released too. Idempotent; [`MessageRouter::spawn_releaser`] runs it
+    /// periodically.
+    pub fn release_idle(&self) -> ReleaseReport {
+        let now = tokio::time::Instant::now();
+        let grace = self.deps.config.sessions.release_grace;
+        let lives: Vec<(String, Arc<LiveSession>)> = self
+            .live
+            .iter()
+            .map(|entry| (entry.key().clone(), entry.value().clone()))
+            .collect();
+        let mut in_use = std::collections::HashSet::new();
+        for (session_id, live) in lives {
+            let generating = live.generation.lock().is_some();
+            if generating || !live.channel.release_if_idle(now, grace) {
+                in_use.insert(session_id);
+            }
+        }
+        let released = self
+            .deps
+            .sessions
+            .release_history_unless(|id| in_use.contains(id));
+        if released > 0 {
+            metrics::counter!("chatbox_session_releases_total").increment(released as u64);
+            tracing::debug!(released, in_use = in_use.len(), "idle sessions released");
+        }
+        ReleaseReport {
+            in_use: in_use.len(),
+            released,
+        }
+    }
+
+    /// Runs [`MessageRouter::release_idle`] every [`release_interval`] until `cancel`
+    /// fires. The task holds only a weak reference to the router.
+    pub fn spawn_releaser(
+        self: &Arc<Self>,
+        cancel: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> tokio::task::JoinHandle<()> {
+        let interval = release_interval(self.deps.config.sessions.release_grace);
+        let router = Arc::downgrade(self);
+        tracker.spawn(async move {
+            let mut ticker =
+                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => break,
+                    _ = ticker.tick() => match router.upgrade() {
+                        Some(router) => {
+                            router.release_idle();
+                        }
+                        None => break,
+                    },
+                }
+            }
+            tracing::debug!("session releaser stopped");
+        })
+    }
+
     /// Number of sessions with live state on this replica (bounded by the sweeper).
     pub fn live_session_count(&self) -> usize {
         self.live.len()
@@ -1027,6 +1121,22 @@ impl BusHandler for MessageRouter {
             BusEvent::UserNotice { user_id, text } => self.local_user_notice(user_id, text),
         }
     }
+}
+
+/// What one [`MessageRouter::release_idle`] pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReleaseReport {
+    /// Sessions kept: a connection is subscribed, a reply is in flight, or the grace
+    /// period has not passed.
+    pub in_use: usize,
+    /// Sessions that gave their in-memory messages back in this pass.
+    pub released: usize,
+}
+
+/// How often the releaser runs for a grace period: a quarter of it (so a session is
+/// released at most 25 % after its grace period), between 1 s and 60 s.
+pub fn release_interval(grace: Duration) -> Duration {
+    (grace / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
 
 /// An error answered on the connection as an `error` frame.

@@ -123,6 +123,9 @@ impl Services {
             });
         }
         limiters.clone().spawn_cleanup(cancel.clone(), &background);
+        // Sessions nobody uses give their replay buffer and messages back after the
+        // grace period (memory follows active use, not every session of the last hour).
+        router.spawn_releaser(cancel.clone(), &background);
 
         let readiness = Arc::new(Readiness::new(vec![
             Arc::new(StorageCheck::new(store.clone(), config.storage.backend)),

@@ -232,6 +232,22 @@ impl SessionManager {
         Ok(session)
     }
 
+    /// Releases the in-memory messages ([`Session::release_history`]) of every session
+    /// for which `in_use` is false (the caller knows which sessions have connections or
+    /// a reply in flight). Returns how many sessions gave messages back. Their history
+    /// stays in the store and is reloaded on demand.
+    ///
+    /// `in_use` runs without the registry lock held (it may take the caller's locks,
+    /// which are sometimes held while the registry is locked). A session that becomes
+    /// used meanwhile only costs a reload.
+    pub fn release_history_unless(&self, in_use: impl Fn(&str) -> bool) -> usize {
+        let sessions: Vec<Arc<Session>> = self.registry.lock().sessions.values().cloned().collect();
+        sessions
+            .iter()
+            .filter(|s| !in_use(s.id()) && s.release_history() > 0)
+            .count()
+    }
+
     /// Counts the sessions in memory, in one consistent pass.
     pub fn stats(&self) -> MemoryStats {
         let registry = self.registry.lock();

@@ -246,6 +246,53 @@ impl Session {
         state.messages.iter().skip(skip).cloned().collect()
     }
 
+    /// True when fewer than `want` of the newest messages are held in memory although
+    /// the conversation has them (capped at `max_messages_in_memory`): the memory was
+    /// released ([`Session::release_history`]) and the caller should reload them from
+    /// the store ([`Session::restore_history`]) before using [`Session::recent_messages`].
+    pub fn history_missing(&self, want: usize) -> bool {
+        let state = self.state();
+        let want = want.min(self.max_messages_in_memory) as u64;
+        (state.messages.len() as u64) < want.min(state.message_count)
+    }
+
+    /// Drops the messages held in memory (and their allocation); the session keeps
+    /// everything else, including [`Session::message_count`]. Used when nobody has
+    /// used the session for a while: its history stays in the store. Returns how many
+    /// messages were released.
+    pub fn release_history(&self) -> usize {
+        let mut state = self.state();
+        let released = state.messages.len();
+        if released > 0 || state.messages.capacity() > 0 {
+            state.messages = VecDeque::new();
+        }
+        released
+    }
+
+    /// Puts older messages back in front of those in memory after a
+    /// [`Session::release_history`]. `stored` is the conversation as the store has it,
+    /// oldest first: message `i` of the conversation is `stored[i]`. Only the messages
+    /// before the oldest one in memory are taken (the newer ones are already here),
+    /// at most up to `max_messages_in_memory` in total. Returns how many were restored.
+    ///
+    /// Safe against appends in between: positions come from `message_count`, read
+    /// under the same lock as the insertion.
+    pub fn restore_history(&self, stored: Vec<StoredMessage>) -> usize {
+        let mut state = self.state();
+        let resident = state.messages.len();
+        let first_resident =
+            usize::try_from(state.message_count.saturating_sub(resident as u64)).unwrap_or(0);
+        let room = self.max_messages_in_memory.saturating_sub(resident);
+        let available = stored.len().min(first_resident);
+        let skip = available.saturating_sub(room);
+        let older: Vec<StoredMessage> = stored.into_iter().take(available).skip(skip).collect();
+        let restored = older.len();
+        for message in older.into_iter().rev() {
+            state.messages.push_front(message);
+        }
+        restored
+    }
+
     /// The display name: derived from the first user message, [`DEFAULT_NAME`] before.
     pub fn name(&self) -> String {
         self.state()

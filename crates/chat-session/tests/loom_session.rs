@@ -31,6 +31,7 @@ fn manager() -> SessionManager {
         sweep_interval: Duration::from_secs(60),
         replay_buffer_frames: 4,
         max_messages_in_memory: 16,
+        release_grace: Duration::from_secs(30),
     })
 }
 

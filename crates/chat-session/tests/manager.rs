@@ -28,6 +28,7 @@ fn settings() -> SessionSettings {
         sweep_interval: Duration::from_secs(60),
         replay_buffer_frames: 16,
         max_messages_in_memory: 100,
+        release_grace: Duration::from_secs(30),
     }
 }
 
@@ -409,4 +410,42 @@ async fn sweeper_stops_promptly_when_cancelled() {
         .expect("sweeper did not stop on cancel");
     assert!(handle.is_finished());
     assert_eq!(Arc::strong_count(&m), 1, "the task released the manager");
+}
+
+#[test]
+fn release_history_unless_spares_sessions_in_use_and_keeps_the_registry() {
+    let m = manager();
+    let (busy, _) = m.get_or_create_active("busy", t0());
+    let (idle, _) = m.get_or_create_active("idle", t0());
+    let (ended, _) = m.get_or_create_active("ended", t0());
+    for s in [&busy, &idle, &ended] {
+        s.append(msg("hello", 1)).unwrap();
+        s.append(msg("again", 2)).unwrap();
+    }
+    m.end(ended.id(), at(3)).unwrap();
+    let busy_id = busy.id().to_owned();
+    assert_eq!(m.release_history_unless(|id| id == busy_id), 2);
+    assert_eq!(busy.recent_messages(10).len(), 2, "in use: untouched");
+    assert!(idle.recent_messages(10).is_empty());
+    assert!(ended.recent_messages(10).is_empty());
+    assert_eq!(idle.message_count(), 2);
+    // Released sessions stay registered with their state and mapping.
+    assert_eq!(
+        m.active_for_user("idle").map(|s| s.id().to_owned()),
+        Some(idle.id().to_owned())
+    );
+    assert!(!m.get(ended.id()).unwrap().is_active());
+    assert_eq!(
+        m.stats(),
+        MemoryStats {
+            active: 2,
+            ended: 1,
+            total: 3
+        }
+    );
+    assert_eq!(
+        m.release_history_unless(|_| false),
+        1,
+        "only the busy one still had messages"
+    );
 }

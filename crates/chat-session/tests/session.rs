@@ -585,3 +585,77 @@ fn error_codes_follow_the_protocol() {
     };
     assert_eq!(stat.api_code(), ApiErrorCode::InternalError);
 }
+
+fn contents(s: &Session) -> Vec<String> {
+    s.recent_messages(usize::MAX)
+        .into_iter()
+        .map(|m| m.content)
+        .collect()
+}
+
+#[test]
+fn released_history_is_restored_from_the_stored_conversation() {
+    let s = Session::new("id", "u", t0(), 5);
+    let stored: Vec<StoredMessage> = (0..8).map(|i| user_msg(&format!("m{i}"), i)).collect();
+    for m in &stored {
+        s.append(m.clone()).unwrap();
+    }
+    assert!(!s.history_missing(5));
+    assert_eq!(s.release_history(), 5);
+    assert_eq!(s.release_history(), 0, "idempotent");
+    assert!(contents(&s).is_empty());
+    assert_eq!(s.message_count(), 8, "the count survives the release");
+    assert_eq!(s.name(), "m0", "so does everything else");
+    assert!(s.history_missing(1));
+    assert!(
+        s.history_missing(50),
+        "asking for more than memory holds is capped"
+    );
+
+    // Only the newest `max_messages_in_memory` come back.
+    assert_eq!(s.restore_history(stored.clone()), 5);
+    assert_eq!(contents(&s), ["m3", "m4", "m5", "m6", "m7"]);
+    assert!(!s.history_missing(50));
+    assert_eq!(s.restore_history(stored), 0, "restoring twice adds nothing");
+    assert_eq!(contents(&s), ["m3", "m4", "m5", "m6", "m7"]);
+}
+
+#[test]
+fn restore_keeps_messages_appended_after_the_release_in_place() {
+    let s = Session::new("id", "u", t0(), 10);
+    for i in 0..4 {
+        s.append(user_msg(&format!("m{i}"), i)).unwrap();
+    }
+    s.release_history();
+    // A new message arrives before the reload; the store has it too (position 4).
+    s.append(user_msg("m4", 4)).unwrap();
+    assert!(s.history_missing(2));
+    let stored: Vec<StoredMessage> = (0..5).map(|i| user_msg(&format!("m{i}"), i)).collect();
+    assert_eq!(s.restore_history(stored), 4);
+    assert_eq!(contents(&s), ["m0", "m1", "m2", "m3", "m4"]);
+    assert_eq!(s.snapshot().messages.len() as u64, s.message_count());
+}
+
+#[test]
+fn restore_from_a_store_that_is_behind_takes_what_it_has() {
+    let s = Session::new("id", "u", t0(), 10);
+    for i in 0..6 {
+        s.append(user_msg(&format!("m{i}"), i)).unwrap();
+    }
+    s.release_history();
+    // The store only has the first three (writes still queued): memory then holds them,
+    // and is not complete, so readers keep going to the store.
+    let stored: Vec<StoredMessage> = (0..3).map(|i| user_msg(&format!("m{i}"), i)).collect();
+    assert_eq!(s.restore_history(stored), 3);
+    assert!((s.snapshot().messages.len() as u64) < s.message_count());
+}
+
+#[test]
+fn a_never_released_session_has_no_missing_history() {
+    let s = session();
+    assert!(!s.history_missing(10), "empty conversation");
+    s.append(user_msg("hi", 1)).unwrap();
+    assert!(!s.history_missing(10));
+    assert_eq!(s.restore_history(vec![user_msg("hi", 1)]), 0);
+    assert_eq!(contents(&s), ["hi"]);
+}

@@ -38,6 +38,9 @@ const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("mess
 const ACTIVE_BY_USER: TableDefinition<&str, &str> = TableDefinition::new("active_by_user");
 const SHARE_TOKENS: TableDefinition<&str, &str> = TableDefinition::new("share_tokens");
 
+/// Page cache of [`EmbeddedStore::open`]: the default of `storage.embedded_cache_size`.
+pub const DEFAULT_CACHE_SIZE: usize = 32 * 1024 * 1024;
+
 /// The stored session row (name encrypted when a key is set).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SessionRow {
@@ -223,13 +226,28 @@ impl std::fmt::Debug for EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store file, creating parent directories.
+    /// Opens (or creates) the store file, creating parent directories, with the
+    /// default page cache ([`DEFAULT_CACHE_SIZE`]).
     pub fn open(path: &Path, enc: Encryptor) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, enc, DEFAULT_CACHE_SIZE)
+    }
+
+    /// Opens (or creates) the store file with a page cache of at most `cache_bytes`
+    /// (`storage.embedded_cache_size`). redb's own default is 1 GiB, which a growing
+    /// file fills and never gives back: the process would hold as much of the database
+    /// in memory as it ever read or wrote.
+    pub fn open_with_cache(
+        path: &Path,
+        enc: Encryptor,
+        cache_bytes: usize,
+    ) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StoreError::Open(format!("{}: {e}", parent.display())))?;
         }
-        let db = Database::create(path)
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)
             .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
         let txn = db.begin_write().map_err(db_err)?;
         txn.open_table(SESSIONS).map_err(db_err)?;

@@ -24,7 +24,11 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn SessionStore>, StoreE
         // write-behind queue as MongoDB, those commits leave the chat hot path too
         // (accepted writes are flushed in order, and on shutdown).
         StorageBackend::Embedded => {
-            let embedded = EmbeddedStore::open(&storage.embedded_path, enc)?;
+            let embedded = EmbeddedStore::open_with_cache(
+                &storage.embedded_path,
+                enc,
+                storage.embedded_cache_size,
+            )?;
             let timeout = storage.mongodb.operation_timeout;
             // redb locks the file to this process, so the session manager alone
             // enforces one active session per user: creations need not wait either.

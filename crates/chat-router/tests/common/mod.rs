@@ -127,13 +127,32 @@ impl Harness {
         log: WriteLog,
         fake: Option<FakeLlmHandle>,
     ) -> Self {
+        Self::build_with_store(config, Arc::new(store), log, fake)
+    }
+
+    /// Router over the fake provider and the store `config` selects (opened as the
+    /// server opens it: the real store behind the write-behind queue). The write log
+    /// stays empty.
+    pub async fn with_configured_store(script: Script, extra: &str) -> Self {
+        let fake = FakeLlmServer::start(script).await.expect("fake provider");
+        let config = config(extra, Some(&fake));
+        let store = chat_storage::open_store(&config).await.expect("store");
+        Self::build_with_store(config, store, WriteLog::default(), Some(fake))
+    }
+
+    pub fn build_with_store(
+        config: Config,
+        store: Arc<dyn chat_storage::SessionStore>,
+        log: WriteLog,
+        fake: Option<FakeLlmHandle>,
+    ) -> Self {
         let config = Arc::new(config);
         let providers = ProviderRegistry::from_settings(&config.llm).expect("providers");
         let limiters = RateLimiters::from_settings(&config.rate_limits).unwrap();
         let router = MessageRouter::new(RouterDeps {
             config: config.clone(),
             sessions: Arc::new(SessionManager::new(&config.sessions)),
-            store: Arc::new(store),
+            store,
             providers: Arc::new(providers),
             limiters: Arc::new(limiters),
             notifier: Arc::new(DefaultNotifier::log_only()),
