@@ -1,20 +1,21 @@
-//! One upgraded connection: a single task that reads, writes and routes.
+//! One upgraded connection: one task that reads and writes; routing runs beside it.
 //!
 //! ```text
 //!  socket ──read──► inbound queue (bounded) ──one frame at a time──► router.handle_text
 //!  socket ◄─write── outbound queue (bounded, from the router) + pings + close
 //! ```
 //!
-//! Everything runs in the connection's own future (one `select!` loop): per idle
-//! socket that is one task, one timer and no helper channel, which is what keeps an
-//! idle connection cheap (see the crate docs).
+//! Reading and writing run in the connection's own future (one `select!` loop): per
+//! idle socket that is one task, one timer and no helper channel, which is what keeps
+//! an idle connection cheap (see the crate docs).
 //!
-//! - Reading never waits on routing: a text frame is routed by a future that the loop
-//!   polls next to the socket (boxed only while a frame is being routed), so a long
-//!   routing call (a slow database) does not stop the loop. Frames arriving meanwhile
-//!   wait in a small bounded queue ([`INBOUND_QUEUE_CAPACITY`]) and are routed one at a
-//!   time, in order; when it is full the client gets `TOO_MANY_REQUESTS` instead of
-//!   being buffered, and pings, pongs and close frames keep flowing.
+//! - Reading never waits on routing: a text frame is routed in a task spawned for it
+//!   (only while a frame is being routed; the loop awaits its handle next to the
+//!   socket), so a long routing call — a slow database, even one that blocks its
+//!   thread — does not stop the loop. Frames arriving meanwhile wait in a small
+//!   bounded queue ([`INBOUND_QUEUE_CAPACITY`]) and are routed one at a time, in order;
+//!   when it is full the client gets `TOO_MANY_REQUESTS` instead of being buffered,
+//!   and pings, pongs and close frames keep flowing.
 //! - Writing: frames from the router's queue, a ping every `ping_interval`, and the
 //!   final close frame. Every frame already queued is taken at once (up to
 //!   [`WRITE_BATCH`]) and the batch is flushed with one write, so a fast stream costs
@@ -28,8 +29,8 @@
 //!   switch (slow consumer) 1008 "too slow"; an expired token 1008 "token expired"
 //!   (after an `UNAUTHORIZED` error frame); an oversized frame 1009 "message too big";
 //!   a heartbeat timeout 1000 "heartbeat timeout" (the peer is most likely gone; a
-//!   client that does see it simply reconnects); a panic in routing 1011 (it is caught
-//!   where the routing future is polled; frames would otherwise go nowhere).
+//!   client that does see it simply reconnects); a panic in routing (the routing
+//!   task's handle reports it) 1011, since frames would otherwise go nowhere.
 //! - Oversized frames: tungstenite enforces `max_frame_size` on the frame header and
 //!   `max_message_size` on the assembled message (both set to `max_message_size`), so
 //!   an oversized payload is never buffered. It reports `Error::Capacity` and sends
@@ -40,13 +41,12 @@
 //!   already queued are still routed. Both together are bounded by [`CLOSE_GRACE`].
 //! - Every exit path, including a panic or the drain's abort dropping this future,
 //!   unregisters the connection from the router, releases the user's connection slot
-//!   and the drain guard: they are owned values dropped with the future, as is the
-//!   routing in flight.
+//!   and the drain guard: they are owned values dropped with the future; the routing
+//!   task in flight is aborted by its dropped handle.
 
 use std::collections::VecDeque;
 use std::error::Error as _;
 use std::future::{poll_fn, Future};
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -57,9 +57,11 @@ use chat_config::WebSocketSettings;
 use chat_protocol::{ErrorCode, Message};
 use chat_ratelimit::ConnectionSlot;
 use chat_router::{CloseReason, ConnectionHandle, ConnectionId, Identity, MessageRouter, Outgoing};
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
+use tokio::task::JoinError;
 use tokio::time::Instant;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use crate::drain::DrainGuard;
@@ -481,15 +483,13 @@ impl Io {
     }
 }
 
-/// A routing call in flight; `Err` when it panicked.
-type RoutingFuture = Pin<Box<dyn Future<Output = std::thread::Result<()>> + Send>>;
-
 /// Inbound text frames: the one being routed and the ones waiting for it, in order.
 struct Routing {
     router: Arc<MessageRouter>,
     id: ConnectionId,
     queue: VecDeque<Utf8Bytes>,
-    current: Option<RoutingFuture>,
+    /// The task routing one frame; aborted if the connection is dropped first.
+    current: Option<AbortOnDropHandle<()>>,
 }
 
 impl Routing {
@@ -512,22 +512,24 @@ impl Routing {
         }
     }
 
-    fn route(&self, text: Utf8Bytes) -> RoutingFuture {
+    /// Routes `text` in a task of its own: code that blocks its thread (a synchronous
+    /// store call) or panics must not stop the connection's loop.
+    fn route(&self, text: Utf8Bytes) -> AbortOnDropHandle<()> {
         let router = self.router.clone();
         let id = self.id;
-        Box::pin(
-            AssertUnwindSafe(async move { router.handle_text(id, text.as_str()).await })
-                .catch_unwind(),
-        )
+        AbortOnDropHandle::new(tokio::spawn(
+            async move { router.handle_text(id, text.as_str()).await }
+                .instrument(tracing::Span::current()),
+        ))
     }
 
     /// Ready when the frame being routed is done (`Err`: it panicked); pending while
     /// none is.
-    fn poll_current(&mut self, cx: &mut Context<'_>) -> Poll<std::thread::Result<()>> {
+    fn poll_current(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), JoinError>> {
         let Some(current) = self.current.as_mut() else {
             return Poll::Pending;
         };
-        let done = std::task::ready!(current.as_mut().poll(cx));
+        let done = std::task::ready!(Pin::new(current).poll(cx));
         self.current = None;
         Poll::Ready(done)
     }
