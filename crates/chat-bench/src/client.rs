@@ -53,14 +53,24 @@ pub async fn connect_chat(addr: SocketAddr, path: &str, n: usize) -> Result<Ws, 
 /// The next text frame as JSON (control frames are skipped; tungstenite answers
 /// pings while we read).
 pub async fn next_json(ws: &mut Ws) -> Result<Value, BenchError> {
+    next_frame(ws).await.map(|(_, frame)| frame)
+}
+
+/// The next text frame as JSON with its arrival time, taken as soon as the frame is
+/// read — before it is parsed, like the direct client's, so that parsing on the
+/// client side is not counted as latency of one path only.
+pub async fn next_frame(ws: &mut Ws) -> Result<(u64, Value), BenchError> {
     loop {
         let message = tokio::time::timeout(FRAME_TIMEOUT, ws.next())
             .await
             .map_err(|_| BenchError::Timeout("waiting for a frame".to_owned()))?;
+        let arrival = now_ns();
         match message {
             None => return Err(BenchError::WebSocket("connection ended".to_owned())),
             Some(Err(e)) => return Err(e.into()),
-            Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(text.as_str())?),
+            Some(Ok(Message::Text(text))) => {
+                return Ok((arrival, serde_json::from_str(text.as_str())?))
+            }
             Some(Ok(Message::Close(frame))) => {
                 return Err(BenchError::WebSocket(format!(
                     "closed by the server: {frame:?}"
@@ -104,8 +114,7 @@ pub async fn chat(
     };
     ws.send(Message::text(request.to_string())).await?;
     loop {
-        let frame = next_json(ws).await?;
-        let arrival = now_ns();
+        let (arrival, frame) = next_frame(ws).await?;
         match frame_type(&frame) {
             "ai_response" => {
                 let text = frame.get("content").and_then(Value::as_str).unwrap_or("");

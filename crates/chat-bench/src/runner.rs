@@ -110,6 +110,7 @@ pub async fn run(options: &RunOptions) -> Result<Results, BenchError> {
                 &stamp.endpoint(),
                 plan.chunk_streams,
                 plan.chunk_count,
+                plan.chunk_delay,
             )
             .await;
             server.stop().await?;

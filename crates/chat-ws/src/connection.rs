@@ -164,7 +164,6 @@ async fn run(socket: WebSocket, context: ConnectionContext, guard: &DrainGuard) 
         outbound,
         ping_due: false,
         unflushed: false,
-        yielded: false,
     };
     let mut routing = Routing {
         router,
@@ -370,8 +369,6 @@ struct Io {
     ping_due: bool,
     /// Frames were handed to tungstenite since the last completed flush.
     unflushed: bool,
-    /// The flush of the frames taken so far was put off by one turn.
-    yielded: bool,
 }
 
 impl Io {
@@ -426,16 +423,11 @@ impl Io {
             self.unflushed = true;
             batch += 1;
         }
-        if batch > 0 && !self.yielded {
-            // Give the tasks that produce frames one turn before writing: what they
-            // queue meanwhile goes out in the same write (a streamed reply otherwise
-            // costs one syscall per chunk, on both ends).
-            self.yielded = true;
-            cx.waker().wake_by_ref();
-            return Ok(());
-        }
+        // Flushed at once, not after a turn of the producers: waiting to fill a
+        // batch would add a scheduler round to every chunk's latency. Under load the
+        // queue fills by itself while the task waits to run, and all of it goes out
+        // in this one write.
         if self.unflushed {
-            self.yielded = false;
             match self.socket.poll_flush_unpin(cx) {
                 Poll::Ready(Ok(())) => self.unflushed = false,
                 Poll::Ready(Err(error)) => return Err(error),

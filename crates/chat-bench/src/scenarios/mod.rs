@@ -77,20 +77,23 @@ pub struct Round {
     pub chunk_latency: crate::histogram::Latencies,
 }
 
-/// Every connection sends `content` at once (one task each) and reads its reply.
-/// Connections whose reply failed are dropped from `conns`. With `stamped`, each
-/// chunk's text is parsed as the provider's emission time and arrival − emission
-/// is recorded.
+/// Every connection sends `content` (one task each; connection *i* waits
+/// `stagger × i` first, zero: all at once) and reads its reply. Connections whose
+/// reply failed are dropped from `conns`. With `stamped`, each chunk's text is parsed
+/// as the provider's emission time and arrival − emission is recorded.
 pub async fn chat_round(
     conns: &mut Vec<Ws>,
     content: &str,
     stamped: bool,
+    stagger: std::time::Duration,
 ) -> Result<Round, BenchError> {
     let mut tasks = tokio::task::JoinSet::new();
-    for mut ws in std::mem::take(conns) {
+    for (i, mut ws) in std::mem::take(conns).into_iter().enumerate() {
         let content = content.to_owned();
         let mut latency = crate::histogram::Latencies::new()?;
+        let wait = stagger * u32::try_from(i).unwrap_or(u32::MAX);
         tasks.spawn(async move {
+            tokio::time::sleep(wait).await;
             let reply = crate::client::chat(&mut ws, &content, |arrival, text| {
                 if stamped {
                     if let Some(emitted) = crate::client::parse_stamp(text) {
@@ -122,19 +125,22 @@ pub async fn chat_round(
     Ok(round)
 }
 
-/// `count` direct streams from the provider at once, like [`chat_round`].
+/// `count` direct streams from the provider, started like [`chat_round`].
 pub async fn direct_round(
     http: &reqwest::Client,
     endpoint: &str,
     count: usize,
     stamped: bool,
+    stagger: std::time::Duration,
 ) -> Result<Round, BenchError> {
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..count {
+    for i in 0..count {
         let http = http.clone();
         let endpoint = endpoint.to_owned();
         let mut latency = crate::histogram::Latencies::new()?;
+        let wait = stagger * u32::try_from(i).unwrap_or(u32::MAX);
         tasks.spawn(async move {
+            tokio::time::sleep(wait).await;
             let reply = crate::direct::stream_reply(&http, &endpoint, |arrival, text| {
                 if stamped {
                     if let Some(emitted) = crate::client::parse_stamp(text) {
@@ -188,7 +194,7 @@ mod tests {
         .await
         .unwrap();
         let http = reqwest::Client::new();
-        let round = direct_round(&http, &fake.openai_endpoint(), 4, false)
+        let round = direct_round(&http, &fake.openai_endpoint(), 4, false, Duration::ZERO)
             .await
             .unwrap();
         assert!(round.errors.is_empty(), "{:?}", round.errors);
@@ -207,7 +213,7 @@ mod tests {
             .await
             .unwrap();
         let http = reqwest::Client::new();
-        let round = direct_round(&http, &fake.openai_endpoint(), 2, false)
+        let round = direct_round(&http, &fake.openai_endpoint(), 2, false, Duration::ZERO)
             .await
             .unwrap();
         assert_eq!(round.errors.len(), 2);

@@ -53,7 +53,13 @@ pub async fn deliver(
     let mut delivered = 0;
     let mut errors = 0;
     for _ in 0..rounds {
-        let round = chat_round(&mut conns, &chunks.to_string(), false).await?;
+        let round = chat_round(
+            &mut conns,
+            &chunks.to_string(),
+            false,
+            std::time::Duration::ZERO,
+        )
+        .await?;
         delivered += round.replies.iter().map(|r| r.chunks).sum::<u64>();
         errors += round.errors.len();
     }

@@ -219,7 +219,7 @@ async fn burst(
     let mut through = Latencies::new()?;
     let mut errors = Vec::new();
     for _ in 0..rounds {
-        let round = direct_round(http, endpoint, streams, false).await?;
+        let round = direct_round(http, endpoint, streams, false, Duration::ZERO).await?;
         record_ttft(&round, &mut direct);
         errors.extend(round.errors);
     }
@@ -230,7 +230,13 @@ async fn burst(
     let cpu_before = server.cpu_time()?;
     let mut replies = 0;
     for round_no in 0..rounds {
-        let round = chat_round(&mut conns, &format!("question {round_no}"), false).await?;
+        let round = chat_round(
+            &mut conns,
+            &format!("question {round_no}"),
+            false,
+            Duration::ZERO,
+        )
+        .await?;
         record_ttft(&round, &mut through);
         replies += round.replies.len();
         errors.extend(round.errors);
