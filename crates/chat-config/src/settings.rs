@@ -210,7 +210,9 @@ pub struct StorageSettings {
     pub embedded_path: PathBuf,
     /// Memory the embedded store may use to cache database pages, in bytes (env
     /// `CHATBOX_EMBEDDED_CACHE_SIZE`). redb's own default is 1 GiB, reached as the file
-    /// grows; the hot pages of a chat service (recent sessions, indexes) are far fewer.
+    /// grows; the hot pages of a chat service (recent sessions, indexes) are far fewer,
+    /// the OS page cache holds the file anyway, and redb never gives its cache back:
+    /// the default (2 MiB) is what stays in memory once a load has gone.
     pub embedded_cache_size: usize,
     /// MongoDB settings, used when `backend = "mongodb"`.
     pub mongodb: MongoSettings,
@@ -225,7 +227,7 @@ impl Default for StorageSettings {
         Self {
             backend: StorageBackend::Embedded,
             embedded_path: PathBuf::from("./data/chatbox.redb"),
-            embedded_cache_size: 32 * 1024 * 1024,
+            embedded_cache_size: 2 * 1024 * 1024,
             mongodb: MongoSettings::default(),
             retry: RetrySettings::default(),
             write_queue_capacity: 10_000,

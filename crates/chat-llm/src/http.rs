@@ -66,8 +66,12 @@ pub struct ProviderHttp {
 
 /// Time allowed to open a TCP/TLS connection to a provider.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Idle pooled connections are closed after this long.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Idle pooled connections are closed after this long. 30 s: shorter than the idle
+/// timeout of most providers' load balancers (60 s and more), so the pool does not
+/// pick a connection the far end is closing, and a wave of replies does not leave its
+/// connections (a socket and hyper's buffers each) behind for long once the load has
+/// gone — see docs/BENCHMARKS.md (soak).
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle pooled connections kept per provider host. Over HTTP/1.1 every stream in
 /// flight holds a connection of its own; when a wave of replies ends together, the
 /// connections beyond this bound are closed and the next wave pays a new TCP (and TLS)

@@ -5,6 +5,7 @@
 //! `main.rs` only calls [`cli::main`]; everything else is a library so tests can start
 //! the real application on an ephemeral port ([`app::serve`]).
 
+pub mod allocator;
 pub mod api;
 pub mod app;
 pub mod cli;

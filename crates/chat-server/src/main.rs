@@ -8,5 +8,6 @@
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> std::process::ExitCode {
+    chat_server::allocator::use_jemalloc();
     chat_server::cli::main()
 }

@@ -57,6 +57,7 @@ pub fn refresh_gauges(state: &AppState) {
         .set(state.limiters.admin.len() as f64);
     metrics::gauge!("chatbox_ratelimit_tracked_keys", "limiter" => "public")
         .set(state.limiters.public.len() as f64);
+    crate::allocator::refresh_gauges();
 }
 
 /// Counts requests and records their latency, labelled by route template (never the

@@ -39,7 +39,7 @@ const ACTIVE_BY_USER: TableDefinition<&str, &str> = TableDefinition::new("active
 const SHARE_TOKENS: TableDefinition<&str, &str> = TableDefinition::new("share_tokens");
 
 /// Page cache of [`EmbeddedStore::open`]: the default of `storage.embedded_cache_size`.
-pub const DEFAULT_CACHE_SIZE: usize = 32 * 1024 * 1024;
+pub const DEFAULT_CACHE_SIZE: usize = 2 * 1024 * 1024;
 
 /// The stored session row (name encrypted when a key is set).
 #[derive(Debug, Clone, Serialize, Deserialize)]
