@@ -948,3 +948,59 @@ async fn an_open_socket_is_closed_when_its_token_expires() {
     let mut other = server.connect("steady").await;
     assert_open(&mut other).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_routing_closes_with_1011_and_releases_the_connection() {
+    // The store panics while the first message creates its session: routing panics
+    // inside the connection's task.
+    let store = {
+        let mut s = chat_storage::MockSessionStore::new();
+        s.expect_create_session()
+            .returning(|_| panic!("store bug (expected by this test)"));
+        s.expect_get_session().returning(|_| Ok(None));
+        s
+    };
+    let server = Server::start_with(Script::reply(["x"]), "", None, Some(store)).await;
+    let mut client = server.connect("oops").await;
+    client
+        .send_json(&json!({"type": "user_message", "content": "hi"}))
+        .await
+        .unwrap();
+    let (code, reason) = client.expect_close(FRAME_TIMEOUT).await.unwrap();
+    assert_eq!((code, reason.as_str()), (1011, "internal error"));
+    server
+        .eventually(
+            Duration::from_secs(10),
+            "panicked connection released",
+            |s| s.state.limiter().count("oops") == 0 && s.router.connection_count() == 0,
+        )
+        .await;
+    // The server itself carries on.
+    let mut other = server.connect("fine").await;
+    assert_open(&mut other).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_frames_arrives_complete_and_in_order() {
+    // Frames queued faster than the socket is written go out in batches; none may be
+    // lost or reordered.
+    let server = Server::start(
+        Script::reply(["x"]),
+        "[websocket]\nsend_queue_capacity = 4096\n",
+    )
+    .await;
+    let mut client = server.connect("burst").await;
+    for i in 0..2_000 {
+        server.router.notify_user("burst", &format!("n{i}"));
+    }
+    let mut seen = 0;
+    while seen < 2_000 {
+        let m = client.next_message(FRAME_TIMEOUT).await.unwrap();
+        let content = m.content.unwrap_or_default();
+        if content.starts_with('n') {
+            assert_eq!(content, format!("n{seen}"));
+            seen += 1;
+        }
+    }
+    assert_open(&mut client).await;
+}
