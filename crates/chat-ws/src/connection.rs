@@ -11,8 +11,12 @@
 //!
 //! - Reading never waits on routing: a text frame is routed in a task spawned for it
 //!   (only while a frame is being routed; the loop awaits its handle next to the
-//!   socket), so a long routing call — a slow database, even one that blocks its
-//!   thread — does not stop the loop. Frames arriving meanwhile wait in a small
+//!   socket), so a long routing call — a slow database — does not stop the loop.
+//!   (Store calls must not block their thread: a call that does holds a runtime
+//!   worker, and when the other workers are parked without the I/O driver, tokio
+//!   drives no socket at all until it returns, whatever the connection's design. The
+//!   stores keep blocking work off the workers: redb runs on the embedded store's
+//!   own writer thread.) Frames arriving meanwhile wait in a small
 //!   bounded queue ([`INBOUND_QUEUE_CAPACITY`]) and are routed one at a time, in order;
 //!   when it is full the client gets `TOO_MANY_REQUESTS` instead of being buffered,
 //!   and pings, pongs and close frames keep flowing.
@@ -504,8 +508,8 @@ impl Routing {
         }
     }
 
-    /// Routes `text` in a task of its own: code that blocks its thread (a synchronous
-    /// store call) or panics must not stop the connection's loop.
+    /// Routes `text` in a task of its own: a routing call that waits long (a slow
+    /// store) or panics must not stop the connection's loop.
     fn route(&self, text: Utf8Bytes) -> AbortOnDropHandle<()> {
         let router = self.router.clone();
         let id = self.id;

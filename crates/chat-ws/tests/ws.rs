@@ -669,12 +669,15 @@ async fn slow_consumer_is_closed_with_1008_while_others_continue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_read_pump_never_waits_on_routing() {
-    // Creating the session takes 2.5 s (a slow database), so the routing worker is
-    // stuck on the first message while the client keeps sending.
+    // Creating the session takes 2.5 s (a slow database), so routing is stuck on the
+    // first message while the client keeps sending. The call blocks its thread the way
+    // a blocking client library must (`block_in_place`): a plain `thread::sleep` on a
+    // runtime worker would stop tokio's I/O driver too when the other worker is
+    // parked without it, and then no design could answer the ping.
     let store = {
         let mut s = chat_storage::MockSessionStore::new();
         s.expect_create_session().returning(|_| {
-            std::thread::sleep(Duration::from_millis(2500));
+            tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(2500)));
             Ok(())
         });
         s.expect_append_message().returning(|_, _| Ok(()));
@@ -710,6 +713,7 @@ async fn the_read_pump_never_waits_on_routing() {
         .await
         .unwrap();
     let mut too_many = 0;
+    let mut answered = false;
     loop {
         match client.next_raw(FRAME_TIMEOUT).await.unwrap() {
             Some(WsMessage::Pong(payload)) => {
@@ -718,11 +722,12 @@ async fn the_read_pump_never_waits_on_routing() {
             }
             Some(WsMessage::Text(text)) => {
                 let m: Message = serde_json::from_str(text.as_str()).unwrap();
-                if let Some(e) = m.error {
+                if let Some(e) = &m.error {
                     assert_eq!(e.code, ErrorCode::TooManyRequests);
                     assert!(e.retry_after.is_some());
                     too_many += 1;
                 }
+                answered |= m.kind == MessageType::AiResponse && m.is_done();
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -735,6 +740,10 @@ async fn the_read_pump_never_waits_on_routing() {
     assert!(
         too_many >= 1,
         "frames beyond the inbound queue are refused, not buffered"
+    );
+    assert!(
+        !answered,
+        "the pong came before the reply that waited 2.5 s"
     );
     // Routing catches up afterwards: the first message is answered.
     loop {
