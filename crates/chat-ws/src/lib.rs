@@ -1,10 +1,11 @@
 //! The axum WebSocket endpoint `GET /ws` (PROTOCOL §3): the handshake (drain check,
 //! JWT from the header or `?token=`, origin allow-list, per-user connection slot taken
-//! before the upgrade), then per connection a read pump that never blocks on routing,
-//! a write pump fed by the router's bounded queue, server pings and a silence
-//! timeout, and the close codes of the protocol (1001 shutdown, 1008 slow consumer,
-//! 1009 frame too big). [`Drain`] tracks every socket itself so shutdown can close
-//! them all within its deadline.
+//! before the upgrade), then per connection one task that reads, writes (the router's
+//! bounded queue, batched) and routes without reading ever waiting on routing, server
+//! pings and a silence timeout, and the close codes of the protocol (1001 shutdown,
+//! 1008 slow consumer or expired token, 1009 frame too big, 1011 routing panic).
+//! [`Drain`] tracks every socket itself so shutdown can close them all within its
+//! deadline.
 //!
 //! It owns transport concerns only: chat semantics are `chat-router`'s
 //! ([`chat_router::MessageRouter`]), tokens are `chat-auth`'s, limits `chat-ratelimit`'s.
@@ -16,17 +17,19 @@
 //!
 //! # Memory per idle connection
 //!
-//! About **12 KB of server RSS per idle connection**, measured with
-//! `cargo run --release -p chat-ws --example idle_memory -- 2000` (the server runs in
-//! a child process, so client memory is not counted; RSS before and after 2 000 idle
-//! sockets that received their `connection_status`). With tungstenite's default
-//! 128 KiB read buffer, allocated and zero-filled per socket, it would be well over
-//! 130 KB; a 4 KiB buffer measured 15 KB. What remains: the 1 KiB read buffer
-//! ([`handshake::READ_BUFFER_SIZE`]), three small tasks (connection, write pump,
-//! routing worker), the tokio socket registration, and the router's registration with
-//! its bounded outbound queue. Kernel socket buffers are not in the process RSS and
-//! come on top. A connection that once received a large frame keeps the grown read
-//! buffer until it closes. This is a planning figure, not a benchmark.
+//! About **7–8 KB of server RSS per idle connection**: 7.0 KB at 10 000 and 7.9 KB at
+//! 1 000 authenticated idle sockets (`chat-bench run --only idle`, server RSS delta /
+//! sockets; docs/BENCHMARKS.md). `cargo run --release -p chat-ws --example idle_memory
+//! -- 2000` gives a quick reading without the load generator. With tungstenite's
+//! default 128 KiB read buffer, allocated and zero-filled per socket, it would be well
+//! over 130 KB; a 4 KiB buffer measured 15 KB, and the earlier design with three tasks
+//! per connection (read pump, write pump, routing worker, joined by two channels)
+//! 12.5–13.4 KB. What remains: the 1 KiB read buffer
+//! ([`handshake::READ_BUFFER_SIZE`]), tungstenite's write buffer (the size of the
+//! largest frame written so far), one task with one timer ([`connection`]), the tokio
+//! socket registration, and the router's registration with its bounded outbound queue.
+//! Kernel socket buffers are not in the process RSS and come on top. A connection that
+//! once received a large frame keeps the grown read buffer until it closes.
 
 pub mod connection;
 mod drain;

@@ -669,12 +669,15 @@ async fn slow_consumer_is_closed_with_1008_while_others_continue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_read_pump_never_waits_on_routing() {
-    // Creating the session takes 2.5 s (a slow database), so the routing worker is
-    // stuck on the first message while the client keeps sending.
+    // Creating the session takes 2.5 s (a slow database), so routing is stuck on the
+    // first message while the client keeps sending. The call blocks its thread the way
+    // a blocking client library must (`block_in_place`): a plain `thread::sleep` on a
+    // runtime worker would stop tokio's I/O driver too when the other worker is
+    // parked without it, and then no design could answer the ping.
     let store = {
         let mut s = chat_storage::MockSessionStore::new();
         s.expect_create_session().returning(|_| {
-            std::thread::sleep(Duration::from_millis(2500));
+            tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(2500)));
             Ok(())
         });
         s.expect_append_message().returning(|_, _| Ok(()));
@@ -710,6 +713,7 @@ async fn the_read_pump_never_waits_on_routing() {
         .await
         .unwrap();
     let mut too_many = 0;
+    let mut answered = false;
     loop {
         match client.next_raw(FRAME_TIMEOUT).await.unwrap() {
             Some(WsMessage::Pong(payload)) => {
@@ -718,11 +722,12 @@ async fn the_read_pump_never_waits_on_routing() {
             }
             Some(WsMessage::Text(text)) => {
                 let m: Message = serde_json::from_str(text.as_str()).unwrap();
-                if let Some(e) = m.error {
+                if let Some(e) = &m.error {
                     assert_eq!(e.code, ErrorCode::TooManyRequests);
                     assert!(e.retry_after.is_some());
                     too_many += 1;
                 }
+                answered |= m.kind == MessageType::AiResponse && m.is_done();
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -735,6 +740,10 @@ async fn the_read_pump_never_waits_on_routing() {
     assert!(
         too_many >= 1,
         "frames beyond the inbound queue are refused, not buffered"
+    );
+    assert!(
+        !answered,
+        "the pong came before the reply that waited 2.5 s"
     );
     // Routing catches up afterwards: the first message is answered.
     loop {
@@ -947,4 +956,60 @@ async fn an_open_socket_is_closed_when_its_token_expires() {
     // A long-lived token on another socket is unaffected.
     let mut other = server.connect("steady").await;
     assert_open(&mut other).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_routing_closes_with_1011_and_releases_the_connection() {
+    // The store panics while the first message creates its session: routing panics
+    // inside the connection's task.
+    let store = {
+        let mut s = chat_storage::MockSessionStore::new();
+        s.expect_create_session()
+            .returning(|_| panic!("store bug (expected by this test)"));
+        s.expect_get_session().returning(|_| Ok(None));
+        s
+    };
+    let server = Server::start_with(Script::reply(["x"]), "", None, Some(store)).await;
+    let mut client = server.connect("oops").await;
+    client
+        .send_json(&json!({"type": "user_message", "content": "hi"}))
+        .await
+        .unwrap();
+    let (code, reason) = client.expect_close(FRAME_TIMEOUT).await.unwrap();
+    assert_eq!((code, reason.as_str()), (1011, "internal error"));
+    server
+        .eventually(
+            Duration::from_secs(10),
+            "panicked connection released",
+            |s| s.state.limiter().count("oops") == 0 && s.router.connection_count() == 0,
+        )
+        .await;
+    // The server itself carries on.
+    let mut other = server.connect("fine").await;
+    assert_open(&mut other).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_frames_arrives_complete_and_in_order() {
+    // Frames queued faster than the socket is written go out in batches; none may be
+    // lost or reordered.
+    let server = Server::start(
+        Script::reply(["x"]),
+        "[websocket]\nsend_queue_capacity = 4096\n",
+    )
+    .await;
+    let mut client = server.connect("burst").await;
+    for i in 0..2_000 {
+        server.router.notify_user("burst", &format!("n{i}"));
+    }
+    let mut seen = 0;
+    while seen < 2_000 {
+        let m = client.next_message(FRAME_TIMEOUT).await.unwrap();
+        let content = m.content.unwrap_or_default();
+        if content.starts_with('n') {
+            assert_eq!(content, format!("n{seen}"));
+            seen += 1;
+        }
+    }
+    assert_open(&mut client).await;
 }
