@@ -31,6 +31,13 @@ enum Command {
         /// as skipped. For working on one measurement.
         #[arg(long, value_enum, value_delimiter = ',')]
         only: Vec<chat_bench::Measurement>,
+        /// Soak for this many seconds instead of the plan's duration (the recovery
+        /// wait is unchanged). For working on the soak without its full 10 minutes.
+        #[arg(long)]
+        soak_secs: Option<u64>,
+        /// Soak with this many clients instead of the plan's.
+        #[arg(long)]
+        soak_clients: Option<usize>,
     },
     /// Serve the bare tokio-tungstenite baseline until standard input closes.
     EchoServer,
@@ -60,14 +67,23 @@ fn main() -> ExitCode {
             server,
             out,
             only,
+            soak_secs,
+            soak_clients,
         } => {
+            let mut plan = if smoke {
+                chat_bench::Plan::smoke()
+            } else {
+                chat_bench::Plan::full()
+            };
+            if let Some(secs) = soak_secs {
+                plan.soak_duration = std::time::Duration::from_secs(secs);
+            }
+            if let Some(clients) = soak_clients {
+                plan.soak_clients = clients;
+            }
             let options = match std::env::current_exe() {
                 Ok(me) => chat_bench::RunOptions {
-                    plan: if smoke {
-                        chat_bench::Plan::smoke()
-                    } else {
-                        chat_bench::Plan::full()
-                    },
+                    plan,
                     server_binary: server,
                     baseline_binary: me,
                     out_dir: out.clone(),

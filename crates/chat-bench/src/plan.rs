@@ -30,6 +30,9 @@ pub struct Plan {
     pub throughput_chunks: usize,
     /// Requests per client.
     pub throughput_rounds: usize,
+    /// Alternated chatbox/baseline trials; the median ratio is reported (one trial
+    /// of a few seconds on a shared machine swings by ±30 %).
+    pub throughput_trials: usize,
     /// Steady-load duration of the soak.
     pub soak_duration: Duration,
     /// Clients chatting in a loop during the soak.
@@ -67,6 +70,7 @@ impl Plan {
             throughput_clients: 100,
             throughput_chunks: 1_000,
             throughput_rounds: 3,
+            throughput_trials: 5,
             soak_duration: Duration::from_secs(600),
             soak_clients: 100,
             soak_sample_every: Duration::from_secs(5),
@@ -91,6 +95,7 @@ impl Plan {
             throughput_clients: 20,
             throughput_chunks: 200,
             throughput_rounds: 1,
+            throughput_trials: 1,
             soak_duration: Duration::from_secs(20),
             soak_clients: 20,
             soak_sample_every: Duration::from_secs(1),

@@ -210,39 +210,56 @@ async fn streaming(
         "4. relay throughput",
         async {
             fake.set_default(Script::reply(vec![CHUNK_TEXT; plan.throughput_chunks]));
-            let chatbox = relay::deliver(
-                server.addr(),
-                plan.throughput_clients,
-                plan.throughput_chunks,
-                plan.throughput_rounds,
-                |i| server.ws_path(&format!("relay-{i}")),
-            )
-            .await?;
             let mut command = Command::new(&options.baseline_binary);
             command.arg("echo-server");
             let echo = ChildServer::spawn(command).await?;
-            let baseline = relay::deliver(
-                echo.addr(),
+            // Alternated, so that a slow moment of the shared machine hits one pair,
+            // not one side.
+            let mut trials = Vec::with_capacity(plan.throughput_trials);
+            let mut failure = None;
+            for _ in 0..plan.throughput_trials.max(1) {
+                let chatbox = relay::deliver(
+                    server.addr(),
+                    plan.throughput_clients,
+                    plan.throughput_chunks,
+                    plan.throughput_rounds,
+                    |i| server.ws_path(&format!("relay-{i}")),
+                )
+                .await;
+                let baseline = relay::deliver(
+                    echo.addr(),
+                    plan.throughput_clients,
+                    plan.throughput_chunks,
+                    plan.throughput_rounds,
+                    |_| Ok("/".to_owned()),
+                )
+                .await;
+                match (chatbox, baseline) {
+                    (Ok(chatbox), Ok(baseline)) => {
+                        let trial = relay::RelayTrial::new(chatbox, baseline);
+                        println!(
+                            "  relay: chatbox {:.0} chunks/s, baseline {:.0} chunks/s ({:.2}×)",
+                            chatbox.chunks_per_s, baseline.chunks_per_s, trial.ratio
+                        );
+                        trials.push(trial);
+                    }
+                    (Err(e), _) | (_, Err(e)) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            echo.stop().await?;
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            relay::RelayResult::from_trials(
                 plan.throughput_clients,
                 plan.throughput_chunks,
                 plan.throughput_rounds,
-                |_| Ok("/".to_owned()),
+                trials,
             )
-            .await;
-            echo.stop().await?;
-            let baseline = baseline?;
-            println!(
-                "  relay: chatbox {:.0} chunks/s, baseline {:.0} chunks/s",
-                chatbox.chunks_per_s, baseline.chunks_per_s
-            );
-            Ok(relay::RelayResult {
-                clients: plan.throughput_clients,
-                chunks_per_request: plan.throughput_chunks,
-                rounds: plan.throughput_rounds,
-                ratio: chatbox.chunks_per_s / baseline.chunks_per_s.max(1e-9),
-                chatbox,
-                baseline,
-            })
+            .ok_or_else(|| BenchError::Process("no relay trial ran".to_owned()))
         },
     )
     .await;

@@ -97,10 +97,14 @@ async fn drive(
     request: ChatRequest,
     progress: &mut Progress,
 ) -> Outcome {
+    // One cancellation future for the whole reply: a fresh one per chunk would take
+    // the token's lock twice per chunk (check, then register).
+    let cancelled = job.cancel.cancelled();
+    tokio::pin!(cancelled);
     let waiting = Instant::now();
     let attempt = tokio::select! {
         biased;
-        () = job.cancel.cancelled() => return Outcome::Cancelled,
+        () = &mut cancelled => return Outcome::Cancelled,
         r = router.deps.providers.stream_with_failover(selected, request) => r,
     };
     progress.provider_wait += waiting.elapsed();
@@ -113,7 +117,7 @@ async fn drive(
         let waiting = Instant::now();
         let event = tokio::select! {
             biased;
-            () = job.cancel.cancelled() => return Outcome::Cancelled,
+            () = &mut cancelled => return Outcome::Cancelled,
             e = stream.next() => e,
         };
         progress.provider_wait += waiting.elapsed();

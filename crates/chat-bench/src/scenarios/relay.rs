@@ -22,6 +22,28 @@ pub struct Delivery {
     pub errors: usize,
 }
 
+/// One chatbox measurement and the baseline measured right after it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RelayTrial {
+    /// Through chatbox (fake provider streaming without pauses).
+    pub chatbox: Delivery,
+    /// The bare tokio-tungstenite server.
+    pub baseline: Delivery,
+    /// chatbox / baseline chunks per second.
+    pub ratio: f64,
+}
+
+impl RelayTrial {
+    /// The pair and its ratio.
+    pub fn new(chatbox: Delivery, baseline: Delivery) -> Self {
+        Self {
+            ratio: chatbox.chunks_per_s / baseline.chunks_per_s.max(1e-9),
+            chatbox,
+            baseline,
+        }
+    }
+}
+
 /// Chatbox next to the baseline.
 #[derive(Debug, Clone, Serialize)]
 pub struct RelayResult {
@@ -31,12 +53,47 @@ pub struct RelayResult {
     pub chunks_per_request: usize,
     /// Requests per client.
     pub rounds: usize,
-    /// Through chatbox (fake provider streaming without pauses).
+    /// Through chatbox, in the median trial.
     pub chatbox: Delivery,
-    /// The bare tokio-tungstenite server.
+    /// The baseline, in the median trial.
     pub baseline: Delivery,
-    /// chatbox / baseline chunks per second.
+    /// The median trial's chatbox / baseline ratio.
     pub ratio: f64,
+    /// Every trial, in the order run (chatbox, then baseline, alternated).
+    pub trials: Vec<RelayTrial>,
+}
+
+impl RelayResult {
+    /// Summarizes alternated trials by the one with the median ratio (the upper
+    /// median for an even count). `None` without trials.
+    pub fn from_trials(
+        clients: usize,
+        chunks_per_request: usize,
+        rounds: usize,
+        trials: Vec<RelayTrial>,
+    ) -> Option<Self> {
+        let mut by_ratio: Vec<RelayTrial> = trials.clone();
+        by_ratio.sort_by(|a, b| a.ratio.total_cmp(&b.ratio));
+        let median = *by_ratio.get(by_ratio.len() / 2)?;
+        Some(Self {
+            clients,
+            chunks_per_request,
+            rounds,
+            chatbox: median.chatbox,
+            baseline: median.baseline,
+            ratio: median.ratio,
+            trials,
+        })
+    }
+
+    /// The lowest and highest trial ratio.
+    pub fn ratio_range(&self) -> (f64, f64) {
+        self.trials
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), t| {
+                (lo.min(t.ratio), hi.max(t.ratio))
+            })
+    }
 }
 
 /// Opens `clients` connections to `addr` and has each ask for `chunks` chunks
@@ -92,5 +149,38 @@ mod tests {
         assert!(delivery.chunks_per_s > 0.0);
         stop.cancel();
         server.await.unwrap();
+    }
+
+    fn delivery(chunks_per_s: f64) -> Delivery {
+        Delivery {
+            chunks: 100,
+            seconds: 100.0 / chunks_per_s,
+            chunks_per_s,
+            errors: 0,
+        }
+    }
+
+    #[test]
+    fn the_median_trial_is_reported_with_the_range() {
+        let trials = [
+            (44.0, 100.0),
+            (64.0, 100.0),
+            (50.0, 100.0),
+            (30.0, 50.0),
+            (45.0, 100.0),
+        ]
+        .into_iter()
+        .map(|(c, b)| RelayTrial::new(delivery(c), delivery(b)))
+        .collect();
+        let r = RelayResult::from_trials(100, 1000, 3, trials).unwrap();
+        assert!((r.ratio - 0.50).abs() < 1e-9, "{}", r.ratio);
+        assert!((r.chatbox.chunks_per_s - 50.0).abs() < 1e-9);
+        let (lo, hi) = r.ratio_range();
+        assert!(
+            (lo - 0.44).abs() < 1e-9 && (hi - 0.64).abs() < 1e-9,
+            "{lo} {hi}"
+        );
+        assert_eq!(r.trials.len(), 5);
+        assert!(RelayResult::from_trials(1, 1, 1, Vec::new()).is_none());
     }
 }
