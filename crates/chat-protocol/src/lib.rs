@@ -8,6 +8,7 @@
 //! It owns no I/O and knows nothing about sessions, transport or HTTP frameworks.
 
 mod api_error;
+mod chunk;
 mod decode;
 mod dto;
 mod error;
@@ -20,6 +21,7 @@ mod sender;
 mod validate;
 
 pub use api_error::{ApiErrorBody, ApiErrorCode};
+pub use chunk::ai_chunk_json;
 pub use decode::decode_client_frame;
 pub use dto::{
     AdminMetricsResponse, AdminSessionListResponse, CheckResult, EndSessionResponse,

@@ -6,11 +6,19 @@
 //! those after from the fan-out. Sends under the lock are `try_send`s on bounded
 //! queues — they never wait, so the lock is never held across an `.await` or a slow
 //! consumer.
+//!
+//! The buffer keeps a text chunk as its text and timestamp, not as the ~200-byte frame
+//! it was sent as: a chatting session fills its 2 048 slots within a few replies, and
+//! the frames would cost ~450 KB per session where the parts cost about a quarter of
+//! that. `resume` writes the frame again from the parts, byte for byte the frame that
+//! went out ([`chat_protocol::ai_chunk_json`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_protocol::ai_chunk_json;
+use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
@@ -26,9 +34,18 @@ pub struct ResumeOutcome {
     pub gap: bool,
 }
 
+/// One frame kept for `resume`.
+enum Kept {
+    /// A text chunk: the frame is written again from these on resume.
+    Chunk { at: DateTime<Utc>, text: Box<str> },
+    /// Any other sequenced frame (the final chunk of a reply), as sent.
+    Frame(Arc<str>),
+}
+
 struct ChannelState {
+    session_id: Box<str>,
     next_seq: u64,
-    replay: VecDeque<(u64, Arc<str>)>,
+    replay: VecDeque<(u64, Kept)>,
     capacity: usize,
     subscribers: Vec<Subscriber>,
     /// Last subscribe, unsubscribe, resume or frame: the grace period of
@@ -39,6 +56,25 @@ struct ChannelState {
 impl ChannelState {
     fn touch(&mut self) {
         self.last_used = Instant::now();
+    }
+
+    /// Takes `seq` and keeps `kept` for `resume`, dropping the oldest frame when the
+    /// buffer is full.
+    fn keep(&mut self, seq: u64, kept: Kept) {
+        self.next_seq = seq + 1;
+        if self.replay.len() >= self.capacity {
+            self.replay.pop_front();
+        }
+        self.replay.push_back((seq, kept));
+        self.touch();
+    }
+
+    /// The frame of a kept entry, as it was sent.
+    fn frame(&self, seq: u64, kept: &Kept) -> Arc<str> {
+        match kept {
+            Kept::Chunk { at, text } => Arc::from(ai_chunk_json(&self.session_id, text, seq, *at)),
+            Kept::Frame(frame) => frame.clone(),
+        }
     }
 }
 
@@ -55,10 +91,12 @@ pub struct SessionChannel {
 }
 
 impl SessionChannel {
-    /// A channel keeping at most `replay_capacity` chunks for `resume`.
-    pub fn new(replay_capacity: usize) -> Self {
+    /// The channel of `session_id`, keeping at most `replay_capacity` chunks for
+    /// `resume`.
+    pub fn new(session_id: &str, replay_capacity: usize) -> Self {
         Self {
             state: Mutex::new(ChannelState {
+                session_id: session_id.into(),
                 next_seq: 1,
                 replay: VecDeque::with_capacity(replay_capacity.min(64)),
                 capacity: replay_capacity.max(1),
@@ -130,13 +168,27 @@ impl SessionChannel {
     pub fn publish_seq(&self, make: impl FnOnce(u64) -> String) -> u64 {
         let mut state = self.state.lock();
         let seq = state.next_seq;
-        state.next_seq += 1;
         let frame: Arc<str> = Arc::from(make(seq));
-        if state.replay.len() >= state.capacity {
-            state.replay.pop_front();
-        }
-        state.replay.push_back((seq, frame.clone()));
-        state.touch();
+        state.keep(seq, Kept::Frame(frame.clone()));
+        fan_out(&mut state.subscribers, &frame, None, Some(seq));
+        seq
+    }
+
+    /// Publishes one streamed text chunk of a reply (`ai_response`, not done) under
+    /// the next sequence number, stamped now; keeps its text for `resume` and sends
+    /// the frame to every subscriber. Returns the sequence number.
+    pub fn publish_chunk(&self, text: &str) -> u64 {
+        let at = Utc::now();
+        let mut state = self.state.lock();
+        let seq = state.next_seq;
+        let frame: Arc<str> = Arc::from(ai_chunk_json(&state.session_id, text, seq, at));
+        state.keep(
+            seq,
+            Kept::Chunk {
+                at,
+                text: text.into(),
+            },
+        );
         fan_out(&mut state.subscribers, &frame, None, Some(seq));
         seq
     }
@@ -165,8 +217,8 @@ impl SessionChannel {
             .and_then(|i| state.subscribers[i].first_live_seq)
             .unwrap_or(u64::MAX);
         let mut replayed = 0;
-        for (seq, frame) in &state.replay {
-            if *seq > last_seq && *seq < upper && conn.try_send(frame.clone()) {
+        for (seq, kept) in &state.replay {
+            if *seq > last_seq && *seq < upper && conn.try_send(state.frame(*seq, kept)) {
                 replayed += 1;
             }
         }
@@ -266,7 +318,7 @@ mod tests {
 
     #[test]
     fn every_subscriber_receives_and_subscribe_is_idempotent() {
-        let channel = SessionChannel::new(8);
+        let channel = SessionChannel::new("s", 8);
         let (a, mut ra) = conn(1, 8);
         let (b, mut rb) = conn(2, 8);
         assert!(channel.subscribe(&a));
@@ -282,7 +334,7 @@ mod tests {
 
     #[test]
     fn resume_replays_exactly_the_missed_chunks() {
-        let channel = SessionChannel::new(8);
+        let channel = SessionChannel::new("s", 8);
         for _ in 0..5 {
             channel.publish_seq(|seq| format!("c{seq}"));
         }
@@ -300,8 +352,43 @@ mod tests {
     }
 
     #[test]
+    fn a_resumed_chunk_is_the_frame_that_went_out_live() {
+        let channel = SessionChannel::new("0123456789abcdef0123456789abcdef", 16);
+        let (live, mut live_rx) = conn(1, 16);
+        channel.subscribe(&live);
+        let texts = ["Hello", " \"quoted\" ", "🦀\n", ""];
+        for text in texts {
+            channel.publish_chunk(text);
+        }
+        let last = channel.publish_seq(|seq| format!("final {seq}"));
+        assert_eq!(last, 5, "chunks and frames share one sequence");
+        let sent = drain(&mut live_rx);
+
+        let (late, mut late_rx) = conn(2, 16);
+        let outcome = channel.resume(&late, 0);
+        assert_eq!(outcome.replayed, 5);
+        assert_eq!(drain(&mut late_rx), sent, "byte for byte");
+
+        let frames: Vec<chat_protocol::Message> = sent[..4]
+            .iter()
+            .map(|f| serde_json::from_str(f).expect("valid frame"))
+            .collect();
+        for (i, (frame, text)) in frames.iter().zip(texts).enumerate() {
+            assert_eq!(frame.kind, chat_protocol::MessageType::AiResponse);
+            assert_eq!(
+                frame.session_id.as_deref(),
+                Some("0123456789abcdef0123456789abcdef")
+            );
+            assert_eq!(frame.content.as_deref(), Some(text));
+            assert_eq!(frame.seq(), Some(i as u64 + 1));
+            assert!(!frame.is_done());
+        }
+        assert_eq!(sent[4], "final 5");
+    }
+
+    #[test]
     fn resume_on_a_subscribed_connection_sends_only_what_it_missed() {
-        let channel = SessionChannel::new(16);
+        let channel = SessionChannel::new("s", 16);
         for _ in 0..3 {
             channel.publish_seq(|seq| format!("c{seq}"));
         }
@@ -324,7 +411,7 @@ mod tests {
 
     #[test]
     fn resume_reports_a_gap_when_the_buffer_moved_on() {
-        let channel = SessionChannel::new(3);
+        let channel = SessionChannel::new("s", 3);
         for _ in 0..10 {
             channel.publish_seq(|seq| format!("c{seq}"));
         }
@@ -338,7 +425,7 @@ mod tests {
 
     #[test]
     fn a_slow_consumer_is_dropped_without_affecting_others() {
-        let channel = SessionChannel::new(64);
+        let channel = SessionChannel::new("s", 64);
         let (slow, _slow_rx) = conn(1, 2);
         let (fast, mut fast_rx) = conn(2, 64);
         channel.subscribe(&slow);
@@ -358,7 +445,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_replay_buffer_is_released_only_after_the_grace_period_without_subscribers() {
         let grace = Duration::from_secs(30);
-        let channel = SessionChannel::new(64);
+        let channel = SessionChannel::new("s", 64);
         let (a, mut ra) = conn(1, 64);
         channel.subscribe(&a);
         for _ in 0..5 {
@@ -407,7 +494,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_closed_subscriber_does_not_keep_the_buffer_forever() {
         let grace = Duration::from_secs(30);
-        let channel = SessionChannel::new(8);
+        let channel = SessionChannel::new("s", 8);
         let (a, ra) = conn(1, 8);
         channel.subscribe(&a);
         channel.publish_seq(|seq| format!("c{seq}"));
@@ -424,7 +511,7 @@ mod tests {
 
     #[test]
     fn broadcast_can_skip_the_sender() {
-        let channel = SessionChannel::new(4);
+        let channel = SessionChannel::new("s", 4);
         let (a, mut ra) = conn(1, 8);
         let (b, mut rb) = conn(2, 8);
         channel.subscribe(&a);

@@ -74,7 +74,7 @@ pub(crate) async fn run(router: Arc<MessageRouter>, job: GenerationJob) {
         provider_wait: std::time::Duration::ZERO,
     };
 
-    let outcome = drive(&router, &job, &session_id, selected, request, &mut progress).await;
+    let outcome = drive(&router, &job, selected, request, &mut progress).await;
     finish(&router, &job, &session_id, outcome, progress).await;
     // `finish` frees the slot before the closing frame; this covers its early paths.
     free_slot(&job);
@@ -92,7 +92,6 @@ fn free_slot(job: &GenerationJob) {
 async fn drive(
     router: &MessageRouter,
     job: &GenerationJob,
-    session_id: &str,
     selected: Option<&str>,
     request: ChatRequest,
     progress: &mut Progress,
@@ -128,11 +127,9 @@ async fn drive(
                 if text.is_empty() {
                     continue;
                 }
-                let published = job.session.if_ai_may_speak(|| {
-                    job.live.channel.publish_seq(|seq| {
-                        Message::ai_chunk(session_id, text.as_str(), seq, false).to_json()
-                    })
-                });
+                let published = job
+                    .session
+                    .if_ai_may_speak(|| job.live.channel.publish_chunk(&text));
                 let Some(seq) = published else {
                     return Outcome::Preempted;
                 };

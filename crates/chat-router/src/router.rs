@@ -241,7 +241,10 @@ impl MessageRouter {
             .entry(session_id.to_owned())
             .or_insert_with(|| {
                 Arc::new(LiveSession {
-                    channel: SessionChannel::new(self.deps.config.sessions.replay_buffer_frames),
+                    channel: SessionChannel::new(
+                        session_id,
+                        self.deps.config.sessions.replay_buffer_frames,
+                    ),
                     generation: Mutex::new(None),
                 })
             })
