@@ -123,6 +123,8 @@ impl Services {
             });
         }
         limiters.clone().spawn_cleanup(cancel.clone(), &background);
+        // Histogram samples are folded into buckets even when nobody scrapes.
+        crate::metrics::spawn_upkeep(metrics.clone(), cancel.clone(), &background);
         // Sessions nobody uses give their replay buffer and messages back after the
         // grace period (memory follows active use, not every session of the last hour).
         router.spawn_releaser(cancel.clone(), &background);
