@@ -8,7 +8,20 @@
 //! is dropped. The queue is bounded (`write_queue_capacity` writes in total): when it
 //! is full, new writes wait for room (at most the read wait), then are refused with
 //! [`StoreError::QueueFull`] so the caller can
-//! tell the user instead of losing data. A write that fails permanently (e.g. the
+//! tell the user instead of losing data.
+//!
+//! That refusal is only for writes that **start** something a client is waiting to
+//! hear about (a user's or admin's message, a new session, a model choice, a takeover):
+//! the client gets an error and can retry. Writes that record what already happened
+//! — the AI reply the user has just watched stream, the reply statistics, the name
+//! a first message gave the session, the end of a session — have nobody to tell and
+//! nothing to retry, so they may use a headroom of another `capacity` writes
+//! ([`FOLLOW_UP_HEADROOM`]) beyond the bound new work is admitted under. Every
+//! accepted message causes at most a few of them, so admitting new work under the
+//! lower bound keeps them within the higher one: under a burst larger than the
+//! database can absorb, new messages are refused (with an error the client sees)
+//! before a streamed reply is lost. Measured: 1 000 concurrent streams on the embedded
+//! store dropped AI replies with the single bound (docs/BENCHMARKS.md). A write that fails permanently (e.g. the
 //! session no longer exists) cannot succeed by waiting; it is logged, counted in
 //! [`StoreHealth::last_error`] and skipped so the session's queue moves on.
 //!
@@ -30,7 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat_session::model::{SessionSnapshot, StoredMessage};
+use chat_session::model::{Sender, SessionSnapshot, StoredMessage};
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -46,6 +59,39 @@ use crate::store::{AdminQuery, Page, SessionStore, SessionSummary, StoreHealth, 
 /// can reach the database at once — and how many the embedded store can group into
 /// one commit.
 const WORKERS: usize = 16;
+
+/// How far beyond `capacity` follow-up writes (module docs) may fill the queue, as a
+/// multiple of `capacity`.
+pub const FOLLOW_UP_HEADROOM: usize = 1;
+
+/// Whether a write starts new work (refused first when the queue is full) or records
+/// work already done (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    /// Starts something a client is waiting to hear about: bounded by `capacity`.
+    New,
+    /// Records what already happened: may use the headroom above `capacity`.
+    FollowUp,
+}
+
+impl Admission {
+    /// The pending writes at which a write of this kind must wait.
+    fn limit(self, capacity: usize) -> usize {
+        match self {
+            Self::New => capacity,
+            Self::FollowUp => capacity.saturating_mul(1 + FOLLOW_UP_HEADROOM),
+        }
+    }
+
+    /// Appends of a user's or admin's message are new work; AI replies and service
+    /// notices record what was already sent.
+    fn of_message(message: &StoredMessage) -> Self {
+        match message.sender {
+            Sender::User | Sender::Admin => Self::New,
+            Sender::Ai | Sender::System => Self::FollowUp,
+        }
+    }
+}
 
 /// One queued write of one session.
 #[derive(Debug, Clone, PartialEq)]
@@ -223,11 +269,15 @@ impl WriteBehindStore {
     /// Fails with [`StoreError::QueueFull`] when `capacity` writes are pending and
     /// with [`StoreError::ShuttingDown`] after shutdown began.
     pub fn enqueue(&self, id: &str, op: WriteOp) -> Result<(), StoreError> {
+        self.enqueue_as(id, op, Admission::New)
+    }
+
+    fn enqueue_as(&self, id: &str, op: WriteOp, admission: Admission) -> Result<(), StoreError> {
         let mut state = self.shared.state.lock();
         if state.closed {
             return Err(StoreError::ShuttingDown);
         }
-        if state.pending >= self.shared.capacity {
+        if state.pending >= admission.limit(self.shared.capacity) {
             return Err(StoreError::QueueFull {
                 capacity: self.shared.capacity,
             });
@@ -248,6 +298,16 @@ impl WriteBehindStore {
     /// [`StoreError::QueueFull`]. A burst larger than the queue slows its writers down
     /// instead of failing them; a database that stays down still fails them, boundedly.
     pub async fn enqueue_waiting(&self, id: &str, op: WriteOp) -> Result<(), StoreError> {
+        self.enqueue_waiting_as(id, op, Admission::New).await
+    }
+
+    async fn enqueue_waiting_as(
+        &self,
+        id: &str,
+        op: WriteOp,
+        admission: Admission,
+    ) -> Result<(), StoreError> {
+        let limit = admission.limit(self.shared.capacity);
         let deadline = tokio::time::Instant::now() + self.read_wait;
         loop {
             let progressed = self.shared.progress.notified();
@@ -255,7 +315,7 @@ impl WriteBehindStore {
             progressed.as_mut().enable();
             {
                 let state = self.shared.state.lock();
-                if state.closed || state.pending < self.shared.capacity {
+                if state.closed || state.pending < limit {
                     break;
                 }
             }
@@ -263,7 +323,13 @@ impl WriteBehindStore {
                 break;
             }
         }
-        self.enqueue(id, op)
+        self.enqueue_as(id, op, admission)
+    }
+
+    /// [`Self::enqueue_waiting`] for a write that records work already done (module
+    /// docs): it may fill the queue up to `capacity × (1 + FOLLOW_UP_HEADROOM)`.
+    async fn enqueue_follow_up(&self, id: &str, op: WriteOp) -> Result<(), StoreError> {
+        self.enqueue_waiting_as(id, op, Admission::FollowUp).await
     }
 
     /// Writes accepted but not yet applied.
@@ -453,12 +519,13 @@ impl SessionStore for WriteBehindStore {
     }
 
     async fn append_message(&self, id: &str, message: &StoredMessage) -> Result<(), StoreError> {
-        self.enqueue_waiting(id, WriteOp::Append(Box::new(message.clone())))
+        let op = WriteOp::Append(Box::new(message.clone()));
+        self.enqueue_waiting_as(id, op, Admission::of_message(message))
             .await
     }
 
     async fn update_name(&self, id: &str, name: &str) -> Result<(), StoreError> {
-        self.enqueue_waiting(id, WriteOp::Name(name.to_owned()))
+        self.enqueue_follow_up(id, WriteOp::Name(name.to_owned()))
             .await
     }
 
@@ -475,7 +542,7 @@ impl SessionStore for WriteBehindStore {
         avg_response_time_ms: u64,
         response_count: u64,
     ) -> Result<(), StoreError> {
-        self.enqueue_waiting(
+        self.enqueue_follow_up(
             id,
             WriteOp::Stats {
                 total_tokens,
@@ -515,7 +582,7 @@ impl SessionStore for WriteBehindStore {
         id: &str,
         end_time: DateTime<Utc>,
     ) -> Result<DateTime<Utc>, StoreError> {
-        self.enqueue_waiting(id, WriteOp::End(end_time)).await?;
+        self.enqueue_follow_up(id, WriteOp::End(end_time)).await?;
         Ok(end_time)
     }
 
@@ -727,6 +794,41 @@ mod tests {
             store.append_message("s", &message("late")).await,
             Err(StoreError::ShuttingDown)
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_that_was_streamed_is_queued_when_new_messages_are_refused() {
+        let (mock, _log) = recording_store(usize::MAX, || StoreError::Unavailable("down".into()));
+        let store = WriteBehindStore::start(Arc::new(mock), 3, backoff(), Duration::from_secs(1));
+        for i in 0..3 {
+            store
+                .append_message("s", &message(&i.to_string()))
+                .await
+                .unwrap();
+        }
+        // New work is refused at the bound...
+        assert!(matches!(
+            store.append_message("s", &message("new")).await,
+            Err(StoreError::QueueFull { capacity: 3 })
+        ));
+        let mut admin = message("admin");
+        admin.sender = Sender::Admin;
+        assert!(store.append_message("s", &admin).await.is_err());
+        // ...while what was already shown or decided is still recorded.
+        let mut reply = message("reply");
+        reply.sender = Sender::Ai;
+        store.append_message("s", &reply).await.unwrap();
+        store.update_stats("s", 10, 5, 5, 1).await.unwrap();
+        store.update_name("s", "named").await.unwrap();
+        assert_eq!(store.pending(), 6);
+        // The headroom is bounded too: one more follow-up waits, then is refused.
+        let mut late = message("late reply");
+        late.sender = Sender::Ai;
+        assert!(matches!(
+            store.append_message("s", &late).await,
+            Err(StoreError::QueueFull { capacity: 3 })
+        ));
+        assert_eq!(store.shutdown(Duration::from_secs(2)).await.unwrap(), 6);
     }
 
     #[tokio::test(start_paused = true)]
