@@ -29,6 +29,8 @@ pub struct ChatboxOptions {
     pub binary: PathBuf,
     /// The provider endpoint (`http://127.0.0.1:PORT/v1`).
     pub provider_endpoint: String,
+    /// `sessions.release_grace`, when not the server's default.
+    pub release_grace: Option<Duration>,
 }
 
 /// A running chatbox server. Killed when dropped; its data directory goes with it.
@@ -46,7 +48,10 @@ impl ChatboxServer {
             .prefix("chatbox-bench-")
             .tempdir()?;
         let secret = jwt_secret();
-        let config = config_toml(dir.path(), &secret, &options.provider_endpoint);
+        let mut config = config_toml(dir.path(), &secret, &options.provider_endpoint);
+        if let Some(grace) = options.release_grace {
+            config.push_str(&sessions_toml(grace));
+        }
         let path = dir.path().join("bench.toml");
         tokio::fs::write(&path, config).await?;
         let mut command = Command::new(&options.binary);
@@ -156,6 +161,14 @@ model = "m"
     )
 }
 
+/// A `[sessions]` section setting the release grace period (whole milliseconds).
+fn sessions_toml(release_grace: Duration) -> String {
+    format!(
+        "\n[sessions]\nrelease_grace = \"{}ms\"\n",
+        release_grace.as_millis()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +184,23 @@ mod tests {
         let config = config.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.websocket.max_connections_per_user, 100);
         assert_eq!(config.llm.providers.len(), 1);
+        assert_eq!(config.sessions.release_grace, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_smoke_release_grace_reaches_the_server_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut toml = config_toml(dir.path(), &jwt_secret(), "http://127.0.0.1:9/v1");
+        toml.push_str(&sessions_toml(crate::plan::SMOKE_RELEASE_GRACE));
+        let config = chat_config::Config::from_toml_str(
+            &toml,
+            &std::collections::HashMap::<String, String>::new(),
+        );
+        let config = config.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.sessions.release_grace,
+            crate::plan::SMOKE_RELEASE_GRACE
+        );
     }
 
     #[test]

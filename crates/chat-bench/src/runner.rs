@@ -75,6 +75,7 @@ pub async fn run(options: &RunOptions) -> Result<Results, BenchError> {
     let chatbox = ChatboxOptions {
         binary: options.server_binary.clone(),
         provider_endpoint: fake.openai_endpoint(),
+        release_grace: plan.release_grace,
     };
 
     let idle = phase(
@@ -103,6 +104,7 @@ pub async fn run(options: &RunOptions) -> Result<Results, BenchError> {
             let server = ChatboxServer::start(&ChatboxOptions {
                 binary: options.server_binary.clone(),
                 provider_endpoint: stamp.endpoint(),
+                release_grace: plan.release_grace,
             })
             .await?;
             let result = chunk::run(
