@@ -775,8 +775,8 @@ mod tests {
         store.shutdown(Duration::from_secs(1)).await.unwrap();
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_full_queue_refuses_writes_and_shutdown_reports_what_is_left() {
+    /// A queue of capacity 3 holding 3 user messages for a database that stays down.
+    async fn full_queue_of_three() -> WriteBehindStore {
         let (mock, _log) = recording_store(usize::MAX, || StoreError::Unavailable("down".into()));
         let store = WriteBehindStore::start(Arc::new(mock), 3, backoff(), Duration::from_secs(1));
         for i in 0..3 {
@@ -785,6 +785,12 @@ mod tests {
                 .await
                 .unwrap();
         }
+        store
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_refuses_writes_and_shutdown_reports_what_is_left() {
+        let store = full_queue_of_three().await;
         assert!(matches!(
             store.append_message("s", &message("x")).await,
             Err(StoreError::QueueFull { capacity: 3 })
@@ -798,14 +804,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_reply_that_was_streamed_is_queued_when_new_messages_are_refused() {
-        let (mock, _log) = recording_store(usize::MAX, || StoreError::Unavailable("down".into()));
-        let store = WriteBehindStore::start(Arc::new(mock), 3, backoff(), Duration::from_secs(1));
-        for i in 0..3 {
-            store
-                .append_message("s", &message(&i.to_string()))
-                .await
-                .unwrap();
-        }
+        let store = full_queue_of_three().await;
         // New work is refused at the bound...
         assert!(matches!(
             store.append_message("s", &message("new")).await,
