@@ -42,6 +42,13 @@ impl Latencies {
         self.inner.saturating_record(ns.clamp(1, MAX_NS));
     }
 
+    /// Records every latency of `samples`.
+    pub fn record_all(&mut self, samples: &[u64]) {
+        for &ns in samples {
+            self.record_ns(ns);
+        }
+    }
+
     /// Adds every sample of `other`.
     pub fn merge(&mut self, other: &Latencies) -> Result<(), BenchError> {
         self.inner

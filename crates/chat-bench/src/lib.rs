@@ -4,7 +4,8 @@
 //! Owns: starting the real `chat-server` binary as a child process on loopback
 //! ([`chatbox`]), its resident memory ([`process`]), a minimal WebSocket chat client
 //! ([`client`]), a provider that stamps each chunk with its emission time ([`stamp`]),
-//! a direct streaming client for the provider baseline ([`direct`]), a bare
+//! a direct streaming client for the provider baseline ([`direct`]), sub-millisecond
+//! pacing of the load shapes ([`pacer`]), a bare
 //! tokio-tungstenite server as the relay baseline ([`echo`]), the six measurements
 //! ([`scenarios`]), the load sizes of the smoke and full runs ([`plan`]) and the
 //! results with their targets ([`report`]). Every loop is bounded by a count or a
@@ -19,6 +20,7 @@ pub mod direct;
 pub mod echo;
 pub mod error;
 pub mod histogram;
+pub mod pacer;
 pub mod plan;
 pub mod process;
 pub mod report;

@@ -24,6 +24,11 @@ pub struct Plan {
     pub chunk_count: usize,
     /// Pause between stamped chunks.
     pub chunk_delay: Duration,
+    /// Leading chunks of each steady reply not timed (the streams' opening messages
+    /// are still being taken in; see `scenarios::chunk`).
+    pub chunk_warm_up: usize,
+    /// Per-chunk measurements in a row; the median trial is reported.
+    pub chunk_trials: usize,
     /// Concurrent clients in the relay throughput measurement.
     pub throughput_clients: usize,
     /// Chunks each of them asks for per request.
@@ -75,6 +80,8 @@ impl Plan {
             chunk_streams: 100,
             chunk_count: 100,
             chunk_delay: Duration::from_millis(10),
+            chunk_warm_up: 10,
+            chunk_trials: 5,
             throughput_clients: 100,
             throughput_chunks: 1_000,
             throughput_rounds: 3,
@@ -101,6 +108,8 @@ impl Plan {
             chunk_streams: 20,
             chunk_count: 20,
             chunk_delay: Duration::from_millis(10),
+            chunk_warm_up: 5,
+            chunk_trials: 1,
             throughput_clients: 20,
             throughput_chunks: 200,
             throughput_rounds: 1,

@@ -216,7 +216,17 @@ impl Results {
                         "Added per-chunk latency p99 ({} streams, steady)",
                         c.streams
                     ),
-                    measured: format!("{:.0} µs (p50 {:.0} µs)", c.added_p99_us, c.added_p50_us),
+                    measured: format!(
+                        "{:.0} µs (p50 {:.0} µs; median of {} trials: {})",
+                        c.added_p99_us,
+                        c.added_p50_us,
+                        c.trials_added_p99_us.len(),
+                        c.trials_added_p99_us
+                            .iter()
+                            .map(|v| format!("{v:.0}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                     target: "≤ 250 µs".to_owned(),
                     verdict: Verdict::of(c.added_p99_us <= CHUNK_TARGET_US && c.errors == 0),
                 });
@@ -426,12 +436,15 @@ impl Results {
         if let Ok(c) = &self.chunk {
             let _ = writeln!(
                 md,
-                "**Per-chunk latency** (arrival − emission, µs; {} streams × {} chunks): \
-                 steady: through p50 {:.0} / p99 {:.0} / max {:.0}; direct p50 {:.0} / p99 {:.0} \
+                "**Per-chunk latency** (arrival − emission, µs; {} streams × {} chunks; the \
+                 median of {} trials): steady (the first {} chunks of each reply left out): \
+                 through p50 {:.0} / p99 {:.0} / max {:.0}; direct p50 {:.0} / p99 {:.0} \
                  / max {:.0}. Burst: through p50 {:.0} / p99 {:.0} / max {:.0}; direct p50 {:.0} \
                  / p99 {:.0} / max {:.0}.\n",
                 c.streams,
                 c.chunks_per_reply,
+                c.trials_added_p99_us.len(),
+                c.warm_up_chunks,
                 c.through.p50_us,
                 c.through.p99_us,
                 c.through.max_us,

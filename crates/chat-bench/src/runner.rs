@@ -12,6 +12,7 @@ use tokio::process::Command;
 use crate::chatbox::{ChatboxOptions, ChatboxServer};
 use crate::clock::now_ns;
 use crate::echo::CHUNK_TEXT;
+use crate::pacer::Pacer;
 use crate::plan::Plan;
 use crate::process::ChildServer;
 use crate::report::{Machine, Results};
@@ -71,7 +72,8 @@ pub async fn run(options: &RunOptions) -> Result<Results, BenchError> {
     let started_at = chrono::Utc::now().to_rfc3339();
     let plan = &options.plan;
     println!("chat-bench: {} run", plan.name);
-    let fake = FakeLlmServer::start(paced(plan.ttft_chunks)).await?;
+    let pacer = Pacer::start()?;
+    let fake = FakeLlmServer::start(paced(10)).await?;
     let chatbox = ChatboxOptions {
         binary: options.server_binary.clone(),
         provider_endpoint: fake.openai_endpoint(),
@@ -90,37 +92,58 @@ pub async fn run(options: &RunOptions) -> Result<Results, BenchError> {
     )
     .await;
 
-    let (ttft, relay) = streaming(options, &fake, &chatbox).await;
+    let ttft = phase(
+        options.runs(Measurement::Ttft),
+        "2. added time to first token",
+        async {
+            // The scripted fake, paced by tokio's timer: its chunks leave at
+            // millisecond ticks, as before. At 100 streams × a chunk per 5 ms, the
+            // stamping provider's exact schedule (one wake-up per chunk) costs the
+            // 2-core machine more than the server does: see docs/BENCHMARKS.md.
+            fake.set_default(paced(plan.ttft_chunks));
+            let server = ChatboxServer::start(&chatbox).await?;
+            let result = ttft::run(
+                &server,
+                &fake.openai_endpoint(),
+                &plan.ttft_levels,
+                plan.ttft_rounds,
+                PACED_CHUNK_DELAY * u32::try_from(plan.ttft_chunks).unwrap_or(u32::MAX),
+                &pacer,
+            )
+            .await;
+            server.stop().await?;
+            result
+        },
+    )
+    .await;
 
     let chunk = phase(
         options.runs(Measurement::Chunk),
         "3. per-chunk latency",
         async {
-            let stamp = StampServer::start(StampScript {
+            let script = StampScript {
                 chunks: plan.chunk_count,
                 delay: plan.chunk_delay,
-            })
-            .await?;
-            let server = ChatboxServer::start(&ChatboxOptions {
-                binary: options.server_binary.clone(),
-                provider_endpoint: stamp.endpoint(),
-                release_grace: plan.release_grace,
-            })
-            .await?;
-            let result = chunk::run(
-                &server,
-                &stamp.endpoint(),
+            };
+            let stamped = Stamped::start(options, script, &pacer).await?;
+            let result = chunk::run_trials(
+                &stamped.server,
+                &stamped.stamp.endpoint(),
                 plan.chunk_streams,
                 plan.chunk_count,
                 plan.chunk_delay,
+                plan.chunk_warm_up,
+                plan.chunk_trials,
+                &pacer,
             )
             .await;
-            server.stop().await?;
-            stamp.shutdown().await;
+            stamped.stop().await?;
             result
         },
     )
     .await;
+
+    let relay = relay_phase(options, &fake, &chatbox).await;
 
     let soak = phase(options.runs(Measurement::Soak), "5. soak", async {
         fake.set_default(paced(10));
@@ -170,47 +193,47 @@ pub async fn run(options: &RunOptions) -> Result<Results, BenchError> {
     Ok(results)
 }
 
-/// (2) and (4): one server relaying the scripted fake provider.
-async fn streaming(
+/// The stamping provider and a `chat-server` relaying it: (3).
+struct Stamped {
+    stamp: StampServer,
+    server: ChatboxServer,
+}
+
+impl Stamped {
+    async fn start(
+        options: &RunOptions,
+        script: StampScript,
+        pacer: &Pacer,
+    ) -> Result<Self, BenchError> {
+        let stamp = StampServer::start(script, pacer.clone()).await?;
+        let server = ChatboxServer::start(&ChatboxOptions {
+            binary: options.server_binary.clone(),
+            provider_endpoint: stamp.endpoint(),
+            release_grace: options.plan.release_grace,
+        })
+        .await?;
+        Ok(Self { stamp, server })
+    }
+
+    async fn stop(self) -> Result<(), BenchError> {
+        let stopped = self.server.stop().await;
+        self.stamp.shutdown().await;
+        stopped
+    }
+}
+
+/// (4): a server relaying the scripted fake provider, next to the bare echo server.
+async fn relay_phase(
     options: &RunOptions,
     fake: &FakeLlmHandle,
     chatbox: &ChatboxOptions,
-) -> (
-    Result<Vec<ttft::TtftLevel>, String>,
-    Result<relay::RelayResult, String>,
-) {
+) -> Result<relay::RelayResult, String> {
     let plan = &options.plan;
-    if !options.runs(Measurement::Ttft) && !options.runs(Measurement::Relay) {
-        return (Err(SKIPPED.to_owned()), Err(SKIPPED.to_owned()));
-    }
-    let server = match ChatboxServer::start(chatbox).await {
-        Ok(server) => server,
-        Err(e) => {
-            let e = format!("chat-server did not start: {e}");
-            eprintln!("  {e}");
-            return (Err(e.clone()), Err(e));
-        }
-    };
-    let ttft = phase(
-        options.runs(Measurement::Ttft),
-        "2. added time to first token",
-        async {
-            fake.set_default(paced(plan.ttft_chunks));
-            ttft::run(
-                &server,
-                &fake.openai_endpoint(),
-                &plan.ttft_levels,
-                plan.ttft_rounds,
-                PACED_CHUNK_DELAY * u32::try_from(plan.ttft_chunks).unwrap_or(u32::MAX),
-            )
-            .await
-        },
-    )
-    .await;
-    let relay = phase(
+    phase(
         options.runs(Measurement::Relay),
         "4. relay throughput",
         async {
+            let server = ChatboxServer::start(chatbox).await?;
             fake.set_default(Script::reply(vec![CHUNK_TEXT; plan.throughput_chunks]));
             let mut command = Command::new(&options.baseline_binary);
             command.arg("echo-server");
@@ -252,6 +275,7 @@ async fn streaming(
                 }
             }
             echo.stop().await?;
+            server.stop().await?;
             if let Some(e) = failure {
                 return Err(e);
             }
@@ -264,11 +288,7 @@ async fn streaming(
             .ok_or_else(|| BenchError::Process("no relay trial ran".to_owned()))
         },
     )
-    .await;
-    if let Err(e) = server.stop().await {
-        eprintln!("  stopping chat-server: {e}");
-    }
-    (ttft, relay)
+    .await
 }
 
 /// A reply of `chunks` short words, paced by [`PACED_CHUNK_DELAY`].

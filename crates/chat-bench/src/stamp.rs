@@ -2,22 +2,28 @@
 //! streaming endpoint (`POST /v1/chat/completions`) whose text deltas are
 //! `"<ns>;"` on the [`crate::clock`] clock, taken when the chunk is handed to the
 //! connection. The scripted fake of `chat-testkit` renders its chunks before the
-//! request arrives, so it cannot carry emission times; this server exists only for
-//! the per-chunk latency measurement.
+//! request arrives, so it cannot carry emission times.
+//!
+//! Chunk *k* of a reply is emitted at `request + k × delay` exactly, on the
+//! [`Pacer`]'s sub-millisecond clock — an absolute schedule, so replies that start
+//! spread over an interval stay spread (tokio's millisecond timer would gather them
+//! into bursts at each tick, and a relative pause would drift).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ns;
+use crate::pacer::Pacer;
 use crate::BenchError;
 
 /// The reply every request gets.
@@ -25,7 +31,7 @@ use crate::BenchError;
 pub struct StampScript {
     /// Text chunks per reply.
     pub chunks: usize,
-    /// Pause before each chunk after the first.
+    /// Interval between chunks (the first one leaves when the request arrives).
     pub delay: Duration,
 }
 
@@ -38,8 +44,8 @@ pub struct StampServer {
 }
 
 impl StampServer {
-    /// Binds and serves `script` to every request.
-    pub async fn start(script: StampScript) -> Result<Self, BenchError> {
+    /// Binds and serves `script` to every request, paced by `pacer`.
+    pub async fn start(script: StampScript, pacer: Pacer) -> Result<Self, BenchError> {
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
@@ -47,8 +53,15 @@ impl StampServer {
         let body_stop = stop.clone();
         let app = Router::new().route(
             "/v1/chat/completions",
-            post(move || reply(*script, body_stop.clone())),
+            post(move || reply(*script, pacer.clone(), body_stop.clone())),
         );
+        // Like a real provider's streaming endpoint (and the testkit's fake): each
+        // chunk leaves at once instead of waiting for the peer's ACK of the last one.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                eprintln!("stamping provider: TCP_NODELAY not set: {e}");
+            }
+        });
         let serve_stop = stop.clone();
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -88,14 +101,19 @@ impl Drop for StampServer {
 /// Where one streamed reply stands.
 struct Progress {
     script: StampScript,
+    /// When the request arrived: chunk *k* is due at `start + k × delay`.
+    start: Instant,
+    pacer: Pacer,
     sent: usize,
     ended: bool,
     stop: CancellationToken,
 }
 
-async fn reply(script: StampScript, stop: CancellationToken) -> Response {
+async fn reply(script: StampScript, pacer: Pacer, stop: CancellationToken) -> Response {
     let progress = Progress {
         script,
+        start: Instant::now(),
+        pacer,
         sent: 0,
         ended: false,
         stop,
@@ -110,8 +128,9 @@ async fn reply(script: StampScript, stop: CancellationToken) -> Response {
             return Some((Ok::<_, std::io::Error>(Bytes::from(end)), p));
         }
         if p.sent > 0 && !p.script.delay.is_zero() {
+            let due = p.start + p.script.delay * u32::try_from(p.sent).unwrap_or(u32::MAX);
             tokio::select! {
-                () = tokio::time::sleep(p.script.delay) => {}
+                () = p.pacer.until(due) => {}
                 () = p.stop.cancelled() => return None,
             }
         }
@@ -149,10 +168,13 @@ mod tests {
 
     #[tokio::test]
     async fn each_chunk_carries_its_emission_time() {
-        let server = StampServer::start(StampScript {
-            chunks: 3,
-            delay: Duration::from_millis(5),
-        })
+        let server = StampServer::start(
+            StampScript {
+                chunks: 3,
+                delay: Duration::from_millis(5),
+            },
+            Pacer::start().unwrap(),
+        )
         .await
         .unwrap();
         let http = reqwest::Client::new();
@@ -168,7 +190,8 @@ mod tests {
         assert_eq!(reply.chunks, 3);
         assert_eq!(stamps.len(), 3);
         assert!(stamps[0] >= before);
-        assert!(stamps[2] >= stamps[0] + 10_000_000, "{stamps:?}");
+        // Chunk k is due k × 5 ms after the request, which came after `before`.
+        assert!(stamps[2] >= before + 10_000_000, "{stamps:?}");
         server.shutdown().await;
     }
 }

@@ -1,10 +1,18 @@
 //! (3) Added per-chunk latency: arrival at the client − emission by the stamping
 //! provider (same clock), through chatbox and straight from the provider, in the two
 //! load shapes of the TTFT measurement: **steady** — the N streams start spread over
-//! one chunk interval, so their chunks are emitted spread over time as by N
-//! independent model streams (judged) — and **burst** — all N streams start at once,
+//! one chunk interval (on the [`Pacer`]'s clock, below tokio's millisecond), so their
+//! chunks are emitted spread over time as by N independent model streams (judged) —
+//! and **burst** — all N streams start at once,
 //! so the provider emits N chunks at the same instant every interval and each chunk
 //! queues behind the others (reported beside it).
+//!
+//! The steady shape leaves out the first chunks of each reply (`warm_up`, 10 in the
+//! full run: the first 100 ms): the N user messages that open the streams arrive
+//! within one chunk interval, and until the server has taken them all in, chunks
+//! queue behind message handling — that is the burst of new messages, which the
+//! time-to-first-token measurement times, not the relaying of a steady stream.
+//! The burst shape counts every chunk.
 
 use std::time::Duration;
 
@@ -12,7 +20,8 @@ use serde::Serialize;
 
 use crate::chatbox::ChatboxServer;
 use crate::histogram::Summary;
-use crate::scenarios::{added_us, chat_round, direct_round, open_all};
+use crate::pacer::Pacer;
+use crate::scenarios::{added_us, chat_round, direct_round, open_all, Stamps, Start};
 use crate::BenchError;
 
 /// The per-chunk latency measurement.
@@ -22,6 +31,8 @@ pub struct ChunkResult {
     pub streams: usize,
     /// Chunks per reply.
     pub chunks_per_reply: usize,
+    /// Leading chunks of each steady reply left out (see the module docs).
+    pub warm_up_chunks: usize,
     /// Arrival − emission through chatbox.
     pub through: Summary,
     /// Arrival − emission straight from the provider.
@@ -36,10 +47,64 @@ pub struct ChunkResult {
     pub burst_direct: Summary,
     /// The burst shape: through.p99 − direct.p99.
     pub burst_added_p99_us: f64,
+    /// The steady added p99 of every trial, in run order; this result is the trial
+    /// with the median of these.
+    pub trials_added_p99_us: Vec<f64>,
     /// Replies that failed.
     pub errors: usize,
     /// The first failure, if any.
     pub first_error: Option<String>,
+}
+
+/// Runs `trials` measurements ([`run`]) one after the other and returns the one with
+/// the median steady added p99, with every trial's value in `trials_added_p99_us`
+/// and the errors of all of them. A p99 over one second of chunks on a shared
+/// 2-core machine swings several-fold from one trial to the next (one scheduling
+/// hiccup of a few milliseconds moves it), so one trial decides nothing.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_trials(
+    server: &ChatboxServer,
+    endpoint: &str,
+    streams: usize,
+    chunks_per_reply: usize,
+    chunk_delay: Duration,
+    warm_up: usize,
+    trials: usize,
+    pacer: &Pacer,
+) -> Result<ChunkResult, BenchError> {
+    let mut results = Vec::with_capacity(trials.max(1));
+    for _ in 0..trials.max(1) {
+        results.push(
+            run(
+                server,
+                endpoint,
+                streams,
+                chunks_per_reply,
+                chunk_delay,
+                warm_up,
+                pacer,
+            )
+            .await?,
+        );
+    }
+    median_trial(results).ok_or_else(|| BenchError::Process("no per-chunk trial ran".to_owned()))
+}
+
+/// The trial with the median steady added p99 (the upper one of an even count),
+/// carrying every trial's value in run order and the errors of all of them.
+fn median_trial(mut results: Vec<ChunkResult>) -> Option<ChunkResult> {
+    let all: Vec<f64> = results.iter().map(|r| r.added_p99_us).collect();
+    let errors: usize = results.iter().map(|r| r.errors).sum();
+    let first_error = results.iter().find_map(|r| r.first_error.clone());
+    results.sort_by(|a, b| a.added_p99_us.total_cmp(&b.added_p99_us));
+    if results.is_empty() {
+        return None;
+    }
+    let mut median = results.swap_remove(results.len() / 2);
+    median.trials_added_p99_us = all;
+    median.errors = errors;
+    median.first_error = first_error;
+    Some(median)
 }
 
 /// One round of `streams` concurrent stamped replies each way and shape; `server`
@@ -51,6 +116,8 @@ pub async fn run(
     streams: usize,
     chunks_per_reply: usize,
     chunk_delay: Duration,
+    warm_up: usize,
+    pacer: &Pacer,
 ) -> Result<ChunkResult, BenchError> {
     let http = reqwest::Client::new();
     let stagger = chunk_delay / u32::try_from(streams.max(1)).unwrap_or(u32::MAX);
@@ -63,15 +130,21 @@ pub async fn run(
         );
         (t, d)
     };
-    let direct = direct_round(&http, endpoint, streams, true, stagger).await?;
+    let steady = Start::Spread {
+        every: stagger,
+        pacer,
+    };
+    let warmed = Stamps::After(warm_up);
+    let direct = direct_round(&http, endpoint, streams, warmed, steady).await?;
     let mut conns = open_all(server.addr(), streams, |i| {
         server.ws_path(&format!("chunk-{i}"))
     })
     .await?;
-    let through = chat_round(&mut conns, "stamp", true, stagger).await?;
+    let through = chat_round(&mut conns, "stamp", warmed, steady).await?;
     let (t, d) = shape(direct, through);
-    let direct = direct_round(&http, endpoint, streams, true, Duration::ZERO).await?;
-    let through = chat_round(&mut conns, "stamp", true, Duration::ZERO).await?;
+    let all = Stamps::After(0);
+    let direct = direct_round(&http, endpoint, streams, all, Start::AtOnce).await?;
+    let through = chat_round(&mut conns, "stamp", all, Start::AtOnce).await?;
     let (bt, bd) = shape(direct, through);
     drop(conns);
     for (name, t, d) in [("steady", &t, &d), ("burst", &bt, &bd)] {
@@ -83,6 +156,7 @@ pub async fn run(
     Ok(ChunkResult {
         streams,
         chunks_per_reply,
+        warm_up_chunks: warm_up,
         added_p50_us: added_us(t.p50_us, d.p50_us),
         added_p99_us: added_us(t.p99_us, d.p99_us),
         through: t,
@@ -90,7 +164,60 @@ pub async fn run(
         burst_added_p99_us: added_us(bt.p99_us, bd.p99_us),
         burst_through: bt,
         burst_direct: bd,
+        trials_added_p99_us: vec![added_us(t.p99_us, d.p99_us)],
         errors: errors.len(),
         first_error: errors.into_iter().next(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trial(added_p99_us: f64, errors: usize) -> ChunkResult {
+        ChunkResult {
+            streams: 10,
+            chunks_per_reply: 20,
+            warm_up_chunks: 5,
+            through: Summary::default(),
+            direct: Summary::default(),
+            added_p50_us: added_p99_us / 4.0,
+            added_p99_us,
+            burst_through: Summary::default(),
+            burst_direct: Summary::default(),
+            burst_added_p99_us: 0.0,
+            trials_added_p99_us: vec![added_p99_us],
+            errors,
+            first_error: (errors > 0).then(|| format!("failed at {added_p99_us}")),
+        }
+    }
+
+    #[test]
+    fn the_median_trial_is_reported_with_every_trial_and_all_errors() {
+        let picked = median_trial(vec![
+            trial(900.0, 0),
+            trial(120.0, 1),
+            trial(300.0, 0),
+            trial(5000.0, 0),
+            trial(200.0, 2),
+        ])
+        .unwrap();
+        assert_eq!(picked.added_p99_us, 300.0);
+        assert_eq!(picked.added_p50_us, 75.0, "the median trial's own p50");
+        assert_eq!(
+            picked.trials_added_p99_us,
+            vec![900.0, 120.0, 300.0, 5000.0, 200.0]
+        );
+        assert_eq!(picked.errors, 3);
+        assert_eq!(picked.first_error.as_deref(), Some("failed at 120"));
+    }
+
+    #[test]
+    fn one_trial_is_its_own_median_and_none_is_none() {
+        assert_eq!(
+            median_trial(vec![trial(42.0, 0)]).unwrap().added_p99_us,
+            42.0
+        );
+        assert!(median_trial(Vec::new()).is_none());
+    }
 }

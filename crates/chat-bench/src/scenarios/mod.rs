@@ -8,11 +8,14 @@ pub mod soak;
 pub mod storage;
 pub mod ttft;
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
 use crate::client::{connect_chat, Ws};
+use crate::pacer::Pacer;
 use crate::BenchError;
 
 /// Handshakes in flight at once while opening many sockets.
@@ -66,7 +69,68 @@ pub fn added_us(through_us: f64, direct_us: f64) -> f64 {
     through_us - direct_us
 }
 
-/// What one synchronized round of chats produced.
+/// How the streams of a round start.
+#[derive(Debug, Clone, Copy)]
+pub enum Start<'a> {
+    /// All at the same instant: the burst shape.
+    AtOnce,
+    /// Stream *i* at `every × i` after the round began, on the pacer's clock (tokio's
+    /// millisecond timer would gather streams less than a millisecond apart into
+    /// one burst): the steady shape.
+    Spread {
+        /// Interval between two streams' starts.
+        every: Duration,
+        /// The clock that keeps the interval.
+        pacer: &'a Pacer,
+    },
+}
+
+impl Start<'_> {
+    /// What stream `i` of a round that began at `began` waits for before it starts.
+    pub fn wait(&self, began: Instant, i: usize) -> impl Future<Output = ()> + Send + 'static {
+        let due = match *self {
+            Self::AtOnce => None,
+            Self::Spread { every, pacer } => Some((
+                began + every * u32::try_from(i).unwrap_or(u32::MAX),
+                pacer.clone(),
+            )),
+        };
+        async move {
+            if let Some((at, pacer)) = due {
+                pacer.until(at).await;
+            }
+        }
+    }
+}
+
+/// Which chunks of a round have their emission stamp read and timed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamps {
+    /// None (the provider does not stamp).
+    Ignore,
+    /// Every chunk of a reply after its first `n` (0: all of them).
+    After(usize),
+}
+
+impl Stamps {
+    /// Records arrival − emission of the `nth` chunk (counted from 1) into `into`.
+    fn record(self, nth: usize, arrival_ns: u64, text: &str, into: &mut Vec<u64>) {
+        let Self::After(skip) = self else {
+            return;
+        };
+        if nth > skip {
+            if let Some(emitted) = crate::client::parse_stamp(text) {
+                into.push(arrival_ns.saturating_sub(emitted));
+            }
+        }
+    }
+}
+
+/// What one synchronized round of chats produced. A stream task keeps its samples in
+/// a plain vector and the round records them into one histogram after the task
+/// ended: a histogram per task (~240 KB each, zeroed and freed by the hundred) cost
+/// the load generator milliseconds of CPU in the middle of the measurement, on the
+/// cores the server needs.
 #[derive(Debug)]
 pub struct Round {
     /// Replies that completed.
@@ -77,29 +141,28 @@ pub struct Round {
     pub chunk_latency: crate::histogram::Latencies,
 }
 
-/// Every connection sends `content` (one task each; connection *i* waits
-/// `stagger × i` first, zero: all at once) and reads its reply. Connections whose
+/// Every connection sends `content` (one task each, started as `start` says) and
+/// reads its reply; `stamps` says which chunks are timed. Connections whose
 /// reply failed are dropped from `conns`. With `stamped`, each chunk's text is parsed
 /// as the provider's emission time and arrival − emission is recorded.
 pub async fn chat_round(
     conns: &mut Vec<Ws>,
     content: &str,
-    stamped: bool,
-    stagger: std::time::Duration,
+    stamps: Stamps,
+    start: Start<'_>,
 ) -> Result<Round, BenchError> {
     let mut tasks = tokio::task::JoinSet::new();
+    let began = Instant::now();
     for (i, mut ws) in std::mem::take(conns).into_iter().enumerate() {
         let content = content.to_owned();
-        let mut latency = crate::histogram::Latencies::new()?;
-        let wait = stagger * u32::try_from(i).unwrap_or(u32::MAX);
+        let wait = start.wait(began, i);
         tasks.spawn(async move {
-            tokio::time::sleep(wait).await;
+            wait.await;
+            let mut latency = Vec::new();
+            let mut seen = 0;
             let reply = crate::client::chat(&mut ws, &content, |arrival, text| {
-                if stamped {
-                    if let Some(emitted) = crate::client::parse_stamp(text) {
-                        latency.record_ns(arrival.saturating_sub(emitted));
-                    }
-                }
+                seen += 1;
+                stamps.record(seen, arrival, text, &mut latency);
             })
             .await;
             (ws, reply, latency)
@@ -116,7 +179,7 @@ pub async fn chat_round(
         match reply {
             Ok(reply) => {
                 round.replies.push(reply);
-                round.chunk_latency.merge(&latency)?;
+                round.chunk_latency.record_all(&latency);
                 conns.push(ws);
             }
             Err(e) => round.errors.push(e.to_string()),
@@ -130,23 +193,22 @@ pub async fn direct_round(
     http: &reqwest::Client,
     endpoint: &str,
     count: usize,
-    stamped: bool,
-    stagger: std::time::Duration,
+    stamps: Stamps,
+    start: Start<'_>,
 ) -> Result<Round, BenchError> {
     let mut tasks = tokio::task::JoinSet::new();
+    let began = Instant::now();
     for i in 0..count {
         let http = http.clone();
         let endpoint = endpoint.to_owned();
-        let mut latency = crate::histogram::Latencies::new()?;
-        let wait = stagger * u32::try_from(i).unwrap_or(u32::MAX);
+        let wait = start.wait(began, i);
         tasks.spawn(async move {
-            tokio::time::sleep(wait).await;
+            wait.await;
+            let mut latency = Vec::new();
+            let mut seen = 0;
             let reply = crate::direct::stream_reply(&http, &endpoint, |arrival, text| {
-                if stamped {
-                    if let Some(emitted) = crate::client::parse_stamp(text) {
-                        latency.record_ns(arrival.saturating_sub(emitted));
-                    }
-                }
+                seen += 1;
+                stamps.record(seen, arrival, text, &mut latency);
             })
             .await;
             (reply, latency)
@@ -163,7 +225,7 @@ pub async fn direct_round(
         match reply {
             Ok(reply) => {
                 round.replies.push(reply);
-                round.chunk_latency.merge(&latency)?;
+                round.chunk_latency.record_all(&latency);
             }
             Err(e) => round.errors.push(e.to_string()),
         }
@@ -186,6 +248,42 @@ mod tests {
     use chat_testkit::fake_llm::{FakeLlmServer, Script};
     use std::time::Duration;
 
+    #[test]
+    fn stamps_are_timed_after_the_warm_up_only() {
+        let mut timed = Vec::new();
+        for nth in 1..=4 {
+            let emitted = 1_000 * nth as u64;
+            Stamps::After(2).record(nth, emitted + 70, &format!("{emitted};"), &mut timed);
+        }
+        assert_eq!(timed, vec![70, 70]);
+        Stamps::Ignore.record(9, 5_000, "1000;", &mut timed);
+        Stamps::After(0).record(1, 5_000, "not a stamp", &mut timed);
+        assert_eq!(timed.len(), 2, "ignored, and unparsable text is no sample");
+    }
+
+    #[tokio::test]
+    async fn spread_starts_wait_for_their_slot_and_at_once_does_not() {
+        let pacer = Pacer::start().unwrap();
+        let began = Instant::now();
+        let every = Duration::from_millis(40);
+        Start::Spread {
+            every,
+            pacer: &pacer,
+        }
+        .wait(began, 4)
+        .await;
+        assert!(began.elapsed() >= every * 4, "{:?}", began.elapsed());
+        let again = Instant::now();
+        Start::AtOnce.wait(again, 1_000).await;
+        Start::Spread {
+            every,
+            pacer: &pacer,
+        }
+        .wait(again, 0)
+        .await;
+        assert!(again.elapsed() < every, "{:?}", again.elapsed());
+    }
+
     #[tokio::test]
     async fn direct_rounds_time_the_first_token_of_every_stream() {
         let fake = FakeLlmServer::start(
@@ -194,9 +292,15 @@ mod tests {
         .await
         .unwrap();
         let http = reqwest::Client::new();
-        let round = direct_round(&http, &fake.openai_endpoint(), 4, false, Duration::ZERO)
-            .await
-            .unwrap();
+        let round = direct_round(
+            &http,
+            &fake.openai_endpoint(),
+            4,
+            Stamps::Ignore,
+            Start::AtOnce,
+        )
+        .await
+        .unwrap();
         assert!(round.errors.is_empty(), "{:?}", round.errors);
         assert_eq!(round.replies.len(), 4);
         assert!(round.replies.iter().all(|r| r.chunks == 3));
@@ -213,9 +317,15 @@ mod tests {
             .await
             .unwrap();
         let http = reqwest::Client::new();
-        let round = direct_round(&http, &fake.openai_endpoint(), 2, false, Duration::ZERO)
-            .await
-            .unwrap();
+        let round = direct_round(
+            &http,
+            &fake.openai_endpoint(),
+            2,
+            Stamps::Ignore,
+            Start::AtOnce,
+        )
+        .await
+        .unwrap();
         assert_eq!(round.errors.len(), 2);
         assert!(round.replies.is_empty());
         fake.shutdown().await;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 use crate::clock::now_ns;
-use crate::scenarios::{chat_round, open_all};
+use crate::scenarios::{chat_round, open_all, Stamps, Start};
 use crate::BenchError;
 
 /// Chunks delivered in one measurement.
@@ -113,8 +113,8 @@ pub async fn deliver(
         let round = chat_round(
             &mut conns,
             &chunks.to_string(),
-            false,
-            std::time::Duration::ZERO,
+            Stamps::Ignore,
+            Start::AtOnce,
         )
         .await?;
         delivered += round.replies.iter().map(|r| r.chunks).sum::<u64>();

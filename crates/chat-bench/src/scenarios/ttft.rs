@@ -3,15 +3,17 @@
 //! the same concurrency, in two load shapes:
 //!
 //! - **steady** — N streams in flight at once: stream *i* starts `i / N` of a reply
-//!   duration after the first and sends its next message as soon as its reply has
-//!   ended, so at any moment about N replies are streaming and new messages arrive
-//!   spread over time, as from N independent users (closed loop, no think time).
+//!   duration after the first (on the [`Pacer`]'s clock) and sends its next message
+//!   as soon as its reply has ended, so at any moment about N replies are streaming
+//!   and new messages arrive spread over time, as from N independent users (closed
+//!   loop, no think time). The fake paces its chunks with tokio's millisecond
+//!   timer, so replies end, and next messages leave, at millisecond ticks.
 //! - **burst** — all N streams send at the same instant, round after round: the
 //!   thundering herd after, say, a mass reconnect. Every message of a round queues
 //!   behind the others for the same CPU, so on a small machine this measures mostly
 //!   the machine.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -19,7 +21,10 @@ use crate::chatbox::ChatboxServer;
 use crate::client::{chat, Reply, Ws};
 use crate::direct::stream_reply;
 use crate::histogram::{Latencies, Summary};
-use crate::scenarios::{added_us, chat_round, direct_round, open_all, record_ttft, Round};
+use crate::pacer::Pacer;
+use crate::scenarios::{
+    added_us, chat_round, direct_round, open_all, record_ttft, Round, Stamps, Start,
+};
 use crate::BenchError;
 
 /// The shape of the load a TTFT sample was taken under (module docs).
@@ -75,11 +80,12 @@ pub async fn run(
     levels: &[usize],
     rounds: usize,
     reply: Duration,
+    pacer: &Pacer,
 ) -> Result<Vec<TtftLevel>, BenchError> {
     let http = reqwest::Client::new();
     let mut out = Vec::new();
     for &streams in levels {
-        out.push(steady(server, &http, endpoint, streams, rounds, reply).await?);
+        out.push(steady(server, &http, endpoint, streams, rounds, reply, pacer).await?);
         out.push(burst(server, &http, endpoint, streams, rounds).await?);
     }
     Ok(out)
@@ -93,16 +99,23 @@ async fn steady(
     streams: usize,
     messages: usize,
     reply: Duration,
+    pacer: &Pacer,
 ) -> Result<TtftLevel, BenchError> {
     let stagger = reply / u32::try_from(streams.max(1)).unwrap_or(u32::MAX);
+    let start = Start::Spread {
+        every: stagger,
+        pacer,
+    };
     let mut direct = Latencies::new()?;
     let mut through = Latencies::new()?;
 
     let mut tasks = tokio::task::JoinSet::new();
+    let began = Instant::now();
     for i in 0..streams {
         let (http, endpoint) = (http.clone(), endpoint.to_owned());
+        let wait = start.wait(began, i);
         tasks.spawn(async move {
-            tokio::time::sleep(stagger * u32::try_from(i).unwrap_or(u32::MAX)).await;
+            wait.await;
             let mut replies = Vec::with_capacity(messages);
             for _ in 0..messages {
                 replies.push(stream_reply(&http, &endpoint, |_, _| {}).await);
@@ -120,9 +133,11 @@ async fn steady(
     .await?;
     let cpu_before = server.cpu_time()?;
     let mut tasks = tokio::task::JoinSet::new();
+    let began = Instant::now();
     for (i, mut ws) in conns.into_iter().enumerate() {
+        let wait = start.wait(began, i);
         tasks.spawn(async move {
-            tokio::time::sleep(stagger * u32::try_from(i).unwrap_or(u32::MAX)).await;
+            wait.await;
             let mut replies = Vec::with_capacity(messages);
             for n in 0..messages {
                 let reply = chat(&mut ws, &format!("question {n}"), |_, _| {}).await;
@@ -219,7 +234,7 @@ async fn burst(
     let mut through = Latencies::new()?;
     let mut errors = Vec::new();
     for _ in 0..rounds {
-        let round = direct_round(http, endpoint, streams, false, Duration::ZERO).await?;
+        let round = direct_round(http, endpoint, streams, Stamps::Ignore, Start::AtOnce).await?;
         record_ttft(&round, &mut direct);
         errors.extend(round.errors);
     }
@@ -233,8 +248,8 @@ async fn burst(
         let round = chat_round(
             &mut conns,
             &format!("question {round_no}"),
-            false,
-            Duration::ZERO,
+            Stamps::Ignore,
+            Start::AtOnce,
         )
         .await?;
         record_ttft(&round, &mut through);
