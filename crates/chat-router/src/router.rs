@@ -487,18 +487,17 @@ impl MessageRouter {
         let stored = StoredMessage::text(Sender::User, content.clone(), now);
         // The session names itself from its first user message (PROTOCOL §4).
         let name_before = session.name();
-        if let Err(e) = session.append(stored.clone()) {
-            release_slot();
-            return Err(session_error(e, &session_id));
-        }
-        if let Err(e) = self.deps.store.append_message(&session_id, &stored).await {
-            tracing::error!(%session_id, error = %e, "user message not persisted");
-            release_slot();
-            return Err(FrameError::new(
-                ErrorCode::DatabaseError,
+        if let Err(e) = self
+            .append_and_store(
+                &session,
+                &stored,
+                "user message",
                 "your message could not be saved; please retry",
             )
-            .session(&session_id));
+            .await
+        {
+            release_slot();
+            return Err(e);
         }
         metrics::counter!("chatbox_messages_total", "sender" => "user").increment(1);
         let name_after = session.name();
@@ -576,17 +575,13 @@ impl MessageRouter {
         stored
             .metadata
             .insert("admin_name".to_owned(), identity.name.clone());
-        session
-            .append(stored.clone())
-            .map_err(|e| session_error(e, &session_id))?;
-        if let Err(e) = self.deps.store.append_message(&session_id, &stored).await {
-            tracing::error!(%session_id, error = %e, "admin message not persisted");
-            return Err(FrameError::new(
-                ErrorCode::DatabaseError,
-                "message could not be saved; please retry",
-            )
-            .session(&session_id));
-        }
+        self.append_and_store(
+            &session,
+            &stored,
+            "admin message",
+            "message could not be saved; please retry",
+        )
+        .await?;
         metrics::counter!("chatbox_messages_total", "sender" => "admin").increment(1);
         let live = self.live(&session_id);
         self.bind(state, &session_id);
@@ -667,17 +662,13 @@ impl MessageRouter {
         stored
             .metadata
             .insert("type".to_owned(), message.kind.as_str().to_owned());
-        session
-            .append(stored.clone())
-            .map_err(|e| session_error(e, &session_id))?;
-        if let Err(e) = self.deps.store.append_message(&session_id, &stored).await {
-            tracing::error!(%session_id, error = %e, "file message not persisted");
-            return Err(FrameError::new(
-                ErrorCode::DatabaseError,
-                "file message could not be saved; please retry",
-            )
-            .session(&session_id));
-        }
+        self.append_and_store(
+            &session,
+            &stored,
+            "file message",
+            "file message could not be saved; please retry",
+        )
+        .await?;
         let mut echo = message;
         echo.session_id = Some(session_id.clone());
         echo.timestamp = now;
@@ -1055,6 +1046,30 @@ impl MessageRouter {
         tokio::time::timeout(deadline, self.tasks.wait())
             .await
             .is_ok()
+    }
+
+    /// Appends `stored` to the session in memory, then to the store. When the store
+    /// refuses it, the message is taken back from memory (with the name it gave the
+    /// session): the user is told to send it again (`DATABASE_ERROR`, `retry`), and a
+    /// kept copy would reach the LLM history twice. `what` names it in the log.
+    async fn append_and_store(
+        &self,
+        session: &Session,
+        stored: &StoredMessage,
+        what: &'static str,
+        retry: &'static str,
+    ) -> Result<(), FrameError> {
+        let session_id = session.id();
+        let was_named = session.is_named();
+        session
+            .append(stored.clone())
+            .map_err(|e| session_error(e, session_id))?;
+        if let Err(e) = self.deps.store.append_message(session_id, stored).await {
+            tracing::error!(%session_id, error = %e, "{what} not persisted");
+            session.retract_last(stored, !was_named);
+            return Err(FrameError::new(ErrorCode::DatabaseError, retry).session(session_id));
+        }
+        Ok(())
     }
 
     /// Logs a failed background write (the write-behind store already retries and

@@ -880,3 +880,75 @@ async fn help_requests_reach_the_webhook() {
         .unwrap();
     server.abort();
 }
+
+#[tokio::test]
+async fn a_user_message_the_store_refused_is_not_kept_twice_after_the_retry() {
+    let fake = chat_testkit::fake_llm::FakeLlmServer::start(Script::reply(["ok"]))
+        .await
+        .unwrap();
+    let config = config(LLM_TIMEOUTS, Some(&fake));
+    let log: WriteLog = Arc::default();
+    let mut store = MockSessionStore::new();
+    let l = log.clone();
+    store.expect_create_session().returning(move |s| {
+        l.lock().push(Write::Create(s.id.clone()));
+        Ok(())
+    });
+    let appends = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (a, l) = (appends.clone(), log.clone());
+    // Declared before `permissive_rest`'s, so it answers every append: the first one
+    // (the user's message) is refused, as by a full or unreachable store.
+    store.expect_append_message().returning(move |id, m| {
+        if a.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            return Err(StoreError::Unavailable("write queue full".into()));
+        }
+        l.lock().push(Write::Append(id.to_owned(), m.clone()));
+        Ok(())
+    });
+    permissive_rest(&mut store, log.clone());
+    let h = Harness::build(config, store, log, Some(fake));
+    let fake = h.fake.as_ref().unwrap();
+    let mut user = h.connect("erin");
+    user.next_of(MessageType::ConnectionStatus).await;
+
+    user.say("how far is the moon?").await;
+    let bound = user.next_of(MessageType::ConnectionStatus).await;
+    let id = bound.session_id.unwrap();
+    let error = user.next_of(MessageType::Error).await;
+    assert_eq!(error.error.as_ref().unwrap().code, ErrorCode::DatabaseError);
+    let session = h.router.sessions().get(&id).unwrap();
+    assert!(
+        session.recent_messages(10).is_empty(),
+        "the refused message is not in memory"
+    );
+    assert!(!session.is_named(), "nor is the name it gave the session");
+    assert_eq!(fake.request_count(), 0, "no reply was generated for it");
+
+    // "please retry": the same text again, accepted this time.
+    user.say("how far is the moon?").await;
+    let frames = user.reply().await;
+    assert!(frames.last().unwrap().is_done());
+    let request = fake.requests().pop().unwrap();
+    let asked = request.body["messages"].to_string();
+    assert_eq!(
+        asked.matches("how far is the moon?").count(),
+        1,
+        "the provider saw the message once: {asked}"
+    );
+    let history: Vec<_> = session
+        .recent_messages(10)
+        .into_iter()
+        .map(|m| (m.sender, m.content))
+        .collect();
+    assert_eq!(
+        history,
+        vec![
+            (
+                chat_session::Sender::User,
+                "how far is the moon?".to_owned()
+            ),
+            (chat_session::Sender::Ai, "ok".to_owned()),
+        ]
+    );
+    assert_eq!(session.name(), "how far is the moon?");
+}

@@ -234,6 +234,24 @@ impl Session {
         Ok(())
     }
 
+    /// Takes back `message`, appended by [`Session::append`], if it is still the newest
+    /// message held in memory: for a caller that could not store it and tells the user
+    /// to send it again (kept, it would reach the LLM history twice). With `unname`, a
+    /// name the message gave the session is taken back too. Returns whether it was
+    /// taken back (false when another message came after it).
+    pub fn retract_last(&self, message: &StoredMessage, unname: bool) -> bool {
+        let mut state = self.state();
+        if state.messages.back() != Some(message) {
+            return false;
+        }
+        state.messages.pop_back();
+        state.message_count = state.message_count.saturating_sub(1);
+        if unname {
+            state.name = None;
+        }
+        true
+    }
+
     /// Messages ever appended, including those no longer held in memory.
     pub fn message_count(&self) -> u64 {
         self.state().message_count
@@ -299,6 +317,11 @@ impl Session {
             .name
             .clone()
             .unwrap_or_else(|| DEFAULT_NAME.to_owned())
+    }
+
+    /// True once the session has a name (from its first user message or set).
+    pub fn is_named(&self) -> bool {
+        self.state().name.is_some()
     }
 
     /// Names the session after `text` (through the naming rule, so the ≤ 50 chars

@@ -659,3 +659,34 @@ fn a_never_released_session_has_no_missing_history() {
     assert_eq!(s.restore_history(vec![user_msg("hi", 1)]), 0);
     assert_eq!(contents(&s), ["hi"]);
 }
+
+#[test]
+fn a_message_that_could_not_be_stored_is_taken_back_with_the_name_it_gave() {
+    let s = session();
+    assert!(!s.is_named());
+    let first = user_msg("what is the weather like on Mars today?", 1);
+    s.append(first.clone()).unwrap();
+    assert!(s.is_named());
+    assert!(s.retract_last(&first, true));
+    assert!(!s.is_named(), "the name came from the retracted message");
+    assert_eq!(s.message_count(), 0);
+    assert!(s.recent_messages(10).is_empty());
+
+    // Sent again and stored: exactly once in the history.
+    s.append(first.clone()).unwrap();
+    let second = user_msg("and on Venus?", 2);
+    s.append(second.clone()).unwrap();
+    assert!(
+        !s.retract_last(&first, false),
+        "not the newest any more: left alone"
+    );
+    assert!(s.retract_last(&second, false));
+    assert!(s.is_named(), "a name given by an earlier message stays");
+    let contents: Vec<_> = s
+        .recent_messages(10)
+        .into_iter()
+        .map(|m| m.content)
+        .collect();
+    assert_eq!(contents, vec![first.content]);
+    assert_eq!(s.message_count(), 1);
+}
