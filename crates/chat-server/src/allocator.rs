@@ -12,16 +12,55 @@
 //! allocator: without [`use_jemalloc`] no allocator gauges are exported, so they never
 //! describe an allocator nobody allocates from.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use tikv_jemalloc_ctl::{epoch, stats};
+use tikv_jemalloc_ctl::{epoch, stats, Access, AsName};
 
 static JEMALLOC_IS_GLOBAL: AtomicBool = AtomicBool::new(false);
+
+/// Bumped by [`request_thread_cache_flush`]; each runtime thread flushes its cache
+/// when it parks and sees a value it has not flushed for.
+static FLUSH_REQUEST: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static FLUSHED_FOR: Cell<u64> = const { Cell::new(0) };
+}
 
 /// Declares jemalloc (`tikv_jemallocator::Jemalloc`) the process's global allocator,
 /// which turns on the `chatbox_allocator_*` gauges.
 pub fn use_jemalloc() {
     JEMALLOC_IS_GLOBAL.store(true, Ordering::Relaxed);
+}
+
+/// Asks every runtime thread to hand its jemalloc thread cache back at its next park
+/// ([`flush_thread_cache_if_requested`]).
+///
+/// jemalloc keeps objects a thread freed in that thread's cache for reuse, and trims
+/// the cache only as the same thread allocates again. A worker that goes idle after a
+/// load keeps its cache — megabytes of small objects, each pinning a partly used page
+/// (see docs/BENCHMARKS.md, soak). Flushed, the objects return to their pages, pages
+/// that become empty are purged after the decay time, and the cache refills from the
+/// arena on the next allocations (a few microseconds per thread and request).
+pub fn request_thread_cache_flush() {
+    FLUSH_REQUEST.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Flushes this thread's jemalloc cache if a flush was requested since its last one.
+/// Meant for the runtime's `on_thread_park` hook: it runs on the worker itself, when
+/// it has nothing to do. A no-op unless jemalloc is the global allocator.
+pub fn flush_thread_cache_if_requested() {
+    let requested = FLUSH_REQUEST.load(Ordering::Relaxed);
+    if FLUSHED_FOR.get() == requested || !JEMALLOC_IS_GLOBAL.load(Ordering::Relaxed) {
+        return;
+    }
+    FLUSHED_FOR.set(requested);
+    // Disabling the cache flushes and frees it; enabling it again starts an empty
+    // one. A failure leaves the cache as it was (nothing lost, only not trimmed).
+    let enabled = b"thread.tcache.enabled\0".name();
+    if let Err(e) = enabled.write(false).and_then(|()| enabled.write(true)) {
+        tracing::debug!(error = %e, "thread cache not flushed");
+    }
 }
 
 /// jemalloc's counters at one instant, in bytes.
@@ -99,6 +138,32 @@ mod tests {
         assert!(s.active >= s.allocated, "{s:?}");
         assert!(s.resident >= s.metadata, "{s:?}");
         assert!(s.mapped >= s.active, "{s:?}");
+    }
+
+    #[test]
+    fn a_requested_flush_runs_once_per_thread_and_leaves_the_cache_on() {
+        use_jemalloc();
+        let enabled = b"thread.tcache.enabled\0".name();
+        request_thread_cache_flush();
+        let wanted = FLUSH_REQUEST.load(Ordering::Relaxed);
+        assert_ne!(FLUSHED_FOR.get(), wanted);
+        flush_thread_cache_if_requested();
+        // `>=`: another test's upkeep may request one more meanwhile.
+        assert!(FLUSHED_FOR.get() >= wanted, "flushed for the request");
+        assert!(
+            Access::<bool>::read(enabled).unwrap(),
+            "the cache is on again"
+        );
+        // Another thread has not flushed for it yet.
+        let other = std::thread::spawn(move || {
+            let before = FLUSHED_FOR.get();
+            flush_thread_cache_if_requested();
+            (before, FLUSHED_FOR.get())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(other.0, 0, "a new thread has flushed for nothing");
+        assert!(other.1 >= wanted, "it flushes at its first park");
     }
 
     #[test]

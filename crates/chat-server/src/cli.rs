@@ -168,6 +168,7 @@ fn run_serve(path: Option<PathBuf>) -> ExitCode {
     logging::init(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(crate::allocator::flush_thread_cache_if_requested)
         .build()
     {
         Ok(rt) => rt,

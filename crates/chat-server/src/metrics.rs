@@ -64,7 +64,8 @@ pub fn spawn_upkeep(
     tracker: &TaskTracker,
 ) -> tokio::task::JoinHandle<()> {
     run_every(UPKEEP_INTERVAL, cancel, tracker, move || {
-        handle.run_upkeep()
+        handle.run_upkeep();
+        crate::allocator::request_thread_cache_flush();
     })
 }
 
