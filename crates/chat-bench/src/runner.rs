@@ -129,10 +129,12 @@ pub async fn run(options: &RunOptions) -> Result<Results, BenchError> {
             let result = chunk::run_trials(
                 &stamped.server,
                 &stamped.stamp.endpoint(),
-                plan.chunk_streams,
-                plan.chunk_count,
-                plan.chunk_delay,
-                plan.chunk_warm_up,
+                chunk::ChunkLoad {
+                    streams: plan.chunk_streams,
+                    chunks_per_reply: plan.chunk_count,
+                    chunk_delay: plan.chunk_delay,
+                    warm_up: plan.chunk_warm_up,
+                },
                 plan.chunk_trials,
                 &pacer,
             )

@@ -56,36 +56,34 @@ pub struct ChunkResult {
     pub first_error: Option<String>,
 }
 
+/// The load of one per-chunk measurement.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkLoad {
+    /// Concurrent streams.
+    pub streams: usize,
+    /// Stamped chunks per reply.
+    pub chunks_per_reply: usize,
+    /// Interval between a reply's chunks.
+    pub chunk_delay: Duration,
+    /// Leading chunks of each steady reply not timed (see the module docs).
+    pub warm_up: usize,
+}
+
 /// Runs `trials` measurements ([`run`]) one after the other and returns the one with
 /// the median steady added p99, with every trial's value in `trials_added_p99_us`
 /// and the errors of all of them. A p99 over one second of chunks on a shared
 /// 2-core machine swings several-fold from one trial to the next (one scheduling
 /// hiccup of a few milliseconds moves it), so one trial decides nothing.
-#[allow(clippy::too_many_arguments)]
 pub async fn run_trials(
     server: &ChatboxServer,
     endpoint: &str,
-    streams: usize,
-    chunks_per_reply: usize,
-    chunk_delay: Duration,
-    warm_up: usize,
+    load: ChunkLoad,
     trials: usize,
     pacer: &Pacer,
 ) -> Result<ChunkResult, BenchError> {
     let mut results = Vec::with_capacity(trials.max(1));
     for _ in 0..trials.max(1) {
-        results.push(
-            run(
-                server,
-                endpoint,
-                streams,
-                chunks_per_reply,
-                chunk_delay,
-                warm_up,
-                pacer,
-            )
-            .await?,
-        );
+        results.push(run(server, endpoint, load, pacer).await?);
     }
     median_trial(results).ok_or_else(|| BenchError::Process("no per-chunk trial ran".to_owned()))
 }
@@ -107,18 +105,21 @@ fn median_trial(mut results: Vec<ChunkResult>) -> Option<ChunkResult> {
     Some(median)
 }
 
-/// One round of `streams` concurrent stamped replies each way and shape; `server`
-/// relays the stamping provider at `endpoint`, which emits a chunk every
-/// `chunk_delay`.
+/// One round of `load.streams` concurrent stamped replies each way and shape;
+/// `server` relays the stamping provider at `endpoint`, which emits a chunk every
+/// `load.chunk_delay`.
 pub async fn run(
     server: &ChatboxServer,
     endpoint: &str,
-    streams: usize,
-    chunks_per_reply: usize,
-    chunk_delay: Duration,
-    warm_up: usize,
+    load: ChunkLoad,
     pacer: &Pacer,
 ) -> Result<ChunkResult, BenchError> {
+    let ChunkLoad {
+        streams,
+        chunks_per_reply,
+        chunk_delay,
+        warm_up,
+    } = load;
     let http = reqwest::Client::new();
     let stagger = chunk_delay / u32::try_from(streams.max(1)).unwrap_or(u32::MAX);
     let mut errors = Vec::new();
