@@ -40,6 +40,9 @@ pub struct Plan {
     pub throughput_trials: usize,
     /// Steady-load duration of the soak.
     pub soak_duration: Duration,
+    /// The soak's warm-up load, after which the server's RSS at rest is the baseline
+    /// recovery is judged against (see `scenarios::soak`).
+    pub soak_warm_up: Duration,
     /// Clients chatting in a loop during the soak.
     pub soak_clients: usize,
     /// RSS sampling interval during the soak.
@@ -48,7 +51,7 @@ pub struct Plan {
     /// default (30 s: a client that reconnects within it still resumes losslessly, so
     /// nothing is released before). The smoke sets a short one to stay under a minute.
     pub release_grace: Option<Duration>,
-    /// How long after the load stops the recovery sample is taken. It covers the
+    /// How long after a load stops (the warm-up, then the soak) RSS at rest is read. It covers the
     /// release grace period plus one release pass (a quarter of the grace period) and
     /// the allocator's page decay: see docs/BENCHMARKS.md.
     pub soak_recovery: Duration,
@@ -63,10 +66,10 @@ pub struct Plan {
 pub const SOAK_RECOVERY: Duration = Duration::from_secs(60);
 
 /// The smoke's release grace period, and its recovery wait: the grace period, one
-/// release pass (1.25 s), the page decay (10 s) and a margin.
-pub const SMOKE_RELEASE_GRACE: Duration = Duration::from_secs(5);
+/// release pass (0.5 s), the page decay (10 s) and a margin.
+pub const SMOKE_RELEASE_GRACE: Duration = Duration::from_secs(2);
 /// See [`SMOKE_RELEASE_GRACE`].
-pub const SMOKE_SOAK_RECOVERY: Duration = Duration::from_secs(20);
+pub const SMOKE_SOAK_RECOVERY: Duration = Duration::from_secs(14);
 
 impl Plan {
     /// The run the targets are stated for (~15–20 minutes on 2 cores).
@@ -87,6 +90,7 @@ impl Plan {
             throughput_rounds: 3,
             throughput_trials: 5,
             soak_duration: Duration::from_secs(600),
+            soak_warm_up: Duration::from_secs(10),
             soak_clients: 100,
             soak_sample_every: Duration::from_secs(5),
             release_grace: None,
@@ -97,7 +101,7 @@ impl Plan {
     }
 
     /// Small counts: every measurement runs, in under a minute (a short release grace
-    /// period lets the soak's recovery be measured in 20 s instead of 60 s).
+    /// period lets the soak's recoveries be measured in 14 s instead of 60 s).
     pub fn smoke() -> Self {
         Self {
             name: "smoke",
@@ -114,7 +118,8 @@ impl Plan {
             throughput_chunks: 200,
             throughput_rounds: 1,
             throughput_trials: 1,
-            soak_duration: Duration::from_secs(15),
+            soak_duration: Duration::from_secs(12),
+            soak_warm_up: Duration::from_secs(3),
             soak_clients: 20,
             soak_sample_every: Duration::from_secs(1),
             release_grace: Some(SMOKE_RELEASE_GRACE),

@@ -152,10 +152,13 @@ pub async fn run(options: &RunOptions) -> Result<Results, BenchError> {
         let server = ChatboxServer::start(&chatbox).await?;
         let result = soak::run(
             &server,
-            plan.soak_clients,
-            plan.soak_duration,
-            plan.soak_sample_every,
-            plan.soak_recovery,
+            soak::SoakPlan {
+                clients: plan.soak_clients,
+                warm_up: plan.soak_warm_up,
+                duration: plan.soak_duration,
+                every: plan.soak_sample_every,
+                recovery: plan.soak_recovery,
+            },
         )
         .await;
         server.stop().await?;
