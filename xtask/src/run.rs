@@ -13,12 +13,43 @@ pub fn workspace_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
-/// `cargo` as invoked by the user (`$CARGO`), so the pinned toolchain is used.
+/// `cargo` as invoked by the user (`$CARGO`), so the pinned toolchain is used, without
+/// the variables `cargo run` set for xtask ([`without_cargo_run_vars`]).
 pub fn cargo() -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root());
+    without_cargo_run_vars(&mut cmd);
     cmd
+}
+
+/// Removes from `cmd`'s environment the variables `cargo run` set for the xtask binary
+/// itself ([`CARGO_RUN_VARS`], `CARGO_PKG_*`), for every child that runs cargo. Build
+/// scripts that read one of them (ring's reads `CARGO_MANIFEST_DIR`) would otherwise
+/// see xtask's values, and cargo would rebuild them and everything above them whenever
+/// a plain `cargo build` and a `cargo xtask` take turns (~4 minutes of release build
+/// each time).
+pub fn without_cargo_run_vars(cmd: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_cargo_run_var) {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd
+}
+
+/// Variables `cargo run` sets for the binary it runs (besides `CARGO_PKG_*`), which
+/// describe the xtask crate, not the build the xtask starts.
+const CARGO_RUN_VARS: [&str; 5] = [
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_CRATE_NAME",
+    "CARGO_BIN_NAME",
+    "CARGO_PRIMARY_PACKAGE",
+];
+
+fn is_cargo_run_var(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_") || CARGO_RUN_VARS.contains(&name)
 }
 
 /// True when `program --version` runs.
@@ -43,4 +74,31 @@ pub fn step(title: &str, cmd: &mut Command) -> anyhow::Result<()> {
     }
     println!("<== {title}: ok in {secs:.1}s");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_cargo_does_not_inherit_what_cargo_run_set_for_xtask() {
+        // `cargo test` sets these for this test binary, as `cargo run` does for xtask.
+        assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+        assert!(std::env::var_os("CARGO_PKG_NAME").is_some());
+        let cmd = cargo();
+        let removed: Vec<_> = cmd
+            .get_envs()
+            .filter(|(_, value)| value.is_none())
+            .map(|(name, _)| name.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            removed.contains(&"CARGO_MANIFEST_DIR".to_owned()),
+            "{removed:?}"
+        );
+        assert!(
+            removed.contains(&"CARGO_PKG_NAME".to_owned()),
+            "{removed:?}"
+        );
+        assert!(!removed.contains(&"CARGO".to_owned()), "{removed:?}");
+    }
 }

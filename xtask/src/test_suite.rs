@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::run::{cargo, has_program, step, workspace_root};
+use crate::run::{cargo, has_program, step, without_cargo_run_vars, workspace_root};
 
 /// What to leave out (for quick local runs; CI runs everything).
 #[derive(Debug, Clone, Copy, Default)]
@@ -84,7 +84,9 @@ pub fn run(options: TestOptions) -> anyhow::Result<()> {
     if !options.skip_browser && browser.is_file() {
         // Installs Chromium and playwright-core on first use, builds the server.
         let mut cmd = std::process::Command::new("bash");
-        cmd.arg(&browser).current_dir(&root);
+        without_cargo_run_vars(&mut cmd)
+            .arg(&browser)
+            .current_dir(&root);
         step("browser tests of the web UI (headless Chromium)", &mut cmd)?;
     }
     Ok(())

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::run::workspace_root;
+use crate::run::{without_cargo_run_vars, workspace_root};
 
 /// The crates whose correctness depends on interleavings. Those not present in the
 /// workspace yet are left out of the run (and named in its summary).
@@ -86,7 +86,8 @@ pub fn present_crates(root: &Path) -> Vec<String> {
 pub fn race_command(crates: &[String], target: &str) -> Command {
     let root = workspace_root();
     let mut cmd = Command::new("rustup");
-    cmd.current_dir(&root)
+    without_cargo_run_vars(&mut cmd)
+        .current_dir(&root)
         .args([
             "run",
             NIGHTLY,
