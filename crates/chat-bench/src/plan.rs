@@ -51,9 +51,9 @@ pub struct Plan {
     /// default (30 s: a client that reconnects within it still resumes losslessly, so
     /// nothing is released before). The smoke sets a short one to stay under a minute.
     pub release_grace: Option<Duration>,
-    /// How long after a load stops (the warm-up, then the soak) RSS at rest is read. It covers the
-    /// release grace period plus one release pass (a quarter of the grace period) and
-    /// the allocator's page decay: see docs/BENCHMARKS.md.
+    /// How long after a load stops (the warm-up, then the soak) RSS at rest is read.
+    /// It covers the release grace period plus one release pass (a quarter of the
+    /// grace period) and the allocator's page decay: see docs/BENCHMARKS.md.
     pub soak_recovery: Duration,
     /// Messages appended per storage backend.
     pub storage_appends: usize,
