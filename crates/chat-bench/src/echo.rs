@@ -1,10 +1,18 @@
-//! The relay baseline: a bare tokio-tungstenite server with no gateway logic (no
-//! auth, sessions, provider or storage) that answers each `user_message` whose
-//! content is a number `N` with `loading`, `N` `ai_response` frames shaped like
-//! chatbox's and a final `done:"true"` frame. What it delivers per second on this
-//! machine is the physical limit the gateway's relay is compared with. It runs as a
-//! separate process (`chat-bench echo-server`) like the gateway, so both compete
-//! with the load generator on equal terms.
+//! The baselines: a bare tokio-tungstenite server with no gateway logic (no auth,
+//! sessions or storage), in one of two modes.
+//!
+//! - **Echo** (the relay baseline, [`Upstream`] absent): answers each `user_message`
+//!   whose content is a number `N` with `loading`, `N` `ai_response` frames shaped
+//!   like chatbox's and a final `done:"true"` frame. What it delivers per second on
+//!   this machine is the physical limit the gateway's relay is compared with.
+//! - **Bare proxy** (the TTFT floor, `--upstream URL`): streams each `user_message`
+//!   from the provider at `URL` (OpenAI `chat/completions`, one pooled HTTP client)
+//!   and relays every text delta as an `ai_response` frame, then `done`. The least
+//!   any gateway in front of that provider must add to the time to first token: one
+//!   more WebSocket hop and one more HTTP hop, and nothing else.
+//!
+//! It runs as a separate process (`chat-bench echo-server`) like the gateway, so both
+//! compete with the load generator on equal terms.
 
 use std::net::SocketAddr;
 
@@ -16,6 +24,7 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
+use crate::direct::{Delta, Deltas};
 use crate::BenchError;
 
 /// The text of every relayed chunk (also what the fake provider streams in the
@@ -27,9 +36,32 @@ pub const MAX_CHUNKS_PER_REQUEST: usize = 1_000_000;
 
 const SESSION_ID: &str = "0123456789abcdef0123456789abcdef";
 
+/// The provider the bare proxy relays, with its pooled HTTP client.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    http: reqwest::Client,
+    endpoint: String,
+}
+
+impl Upstream {
+    /// A proxy to `endpoint` (`http://ADDR/v1`), its connections set up like
+    /// chatbox's provider client (`TCP_NODELAY`, a pool for hundreds of streams).
+    pub fn new(endpoint: &str) -> Result<Self, BenchError> {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(512)
+            .build()?;
+        Ok(Self {
+            http,
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
 /// Serves on `127.0.0.1:<free port>`, prints `listening on ADDR`, and stops when
-/// standard input reaches end of file (the parent went away) or closes.
-pub async fn run_process() -> Result<(), BenchError> {
+/// standard input reaches end of file (the parent went away) or closes. With
+/// `upstream`, as the bare proxy (module docs).
+pub async fn run_process(upstream: Option<Upstream>) -> Result<(), BenchError> {
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     println!("listening on {}", listener.local_addr()?);
     let stop = CancellationToken::new();
@@ -44,7 +76,7 @@ pub async fn run_process() -> Result<(), BenchError> {
         }
         watcher_stop.cancel();
     });
-    serve(listener, stop).await;
+    serve(listener, stop, upstream).await;
     watcher.abort();
     let _ = watcher.await;
     Ok(())
@@ -52,14 +84,14 @@ pub async fn run_process() -> Result<(), BenchError> {
 
 /// Accepts until `stop`, one task per connection (each ends with its client; the
 /// load generator bounds how many there are), then waits for them.
-pub async fn serve(listener: TcpListener, stop: CancellationToken) {
+pub async fn serve(listener: TcpListener, stop: CancellationToken, upstream: Option<Upstream>) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
-                    connections.spawn(connection(stream, stop.clone()));
+                    connections.spawn(connection(stream, stop.clone(), upstream.clone()));
                 }
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -68,7 +100,7 @@ pub async fn serve(listener: TcpListener, stop: CancellationToken) {
     connections.shutdown().await;
 }
 
-async fn connection(stream: TcpStream, stop: CancellationToken) {
+async fn connection(stream: TcpStream, stop: CancellationToken, upstream: Option<Upstream>) {
     if stream.set_nodelay(true).is_err() {
         return;
     }
@@ -93,13 +125,19 @@ async fn connection(stream: TcpStream, stop: CancellationToken) {
         let Ok(request) = serde_json::from_str::<Value>(text.as_str()) else {
             continue;
         };
-        let n = request
-            .get("content")
-            .and_then(Value::as_str)
-            .and_then(|c| c.trim().parse::<usize>().ok())
-            .unwrap_or(1)
-            .min(MAX_CHUNKS_PER_REQUEST);
-        if relay(&mut ws, n).await.is_err() {
+        let content = request.get("content").and_then(Value::as_str).unwrap_or("");
+        let answered = match &upstream {
+            None => {
+                let n = content
+                    .trim()
+                    .parse::<usize>()
+                    .unwrap_or(1)
+                    .min(MAX_CHUNKS_PER_REQUEST);
+                relay(&mut ws, n).await.map_err(BenchError::from)
+            }
+            Some(upstream) => proxy(&mut ws, upstream, content).await,
+        };
+        if answered.is_err() {
             return;
         }
     }
@@ -117,6 +155,33 @@ async fn relay(
     }
     let last = frame("ai_response", "", Some((n + 1, true)));
     ws.send(Message::text(last.to_string())).await
+}
+
+/// Streams `content`'s reply from `upstream` and relays each delta as it arrives.
+/// `loading` is queued, not flushed: it leaves with the first chunk, one write fewer
+/// than a gateway that announces the reply before the provider answers.
+async fn proxy(
+    ws: &mut tokio_tungstenite::WebSocketStream<TcpStream>,
+    upstream: &Upstream,
+    content: &str,
+) -> Result<(), BenchError> {
+    ws.feed(Message::text(frame("loading", "", None).to_string()))
+        .await?;
+    let mut deltas = Deltas::request(&upstream.http, &upstream.endpoint, content).await?;
+    let mut seq = 0;
+    while let Some((_, delta)) = deltas.next().await? {
+        match delta {
+            Delta::Text(text) => {
+                seq += 1;
+                let chunk = frame("ai_response", &text, Some((seq, false)));
+                ws.send(Message::text(chunk.to_string())).await?;
+            }
+            Delta::Done => break,
+        }
+    }
+    let last = frame("ai_response", "", Some((seq + 1, true)));
+    ws.send(Message::text(last.to_string())).await?;
+    Ok(())
 }
 
 /// A frame with the fields chatbox sends (PROTOCOL §3).
@@ -148,7 +213,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
-        let server = tokio::spawn(serve(listener, stop.clone()));
+        let server = tokio::spawn(serve(listener, stop.clone(), None));
         let mut ws = connect_chat(addr, "/", 0).await.unwrap();
         let mut texts = Vec::new();
         let reply = chat(&mut ws, "5", |_, t| texts.push(t.to_owned()))
@@ -160,5 +225,31 @@ mod tests {
         drop(ws);
         stop.cancel();
         server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_bare_proxy_relays_the_providers_reply_delta_by_delta() {
+        let script = chat_testkit::fake_llm::Script::reply(["Hel", "lo ", "there"]);
+        let fake = chat_testkit::fake_llm::FakeLlmServer::start(script)
+            .await
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let upstream = Upstream::new(&fake.openai_endpoint()).unwrap();
+        let server = tokio::spawn(serve(listener, stop.clone(), Some(upstream)));
+        let mut ws = connect_chat(addr, "/", 0).await.unwrap();
+        for _ in 0..2 {
+            let mut texts = Vec::new();
+            let reply = chat(&mut ws, "hi", |_, t| texts.push(t.to_owned()))
+                .await
+                .unwrap();
+            assert_eq!(texts, ["Hel", "lo ", "there"]);
+            assert_eq!(reply.chunks, 3);
+        }
+        drop(ws);
+        stop.cancel();
+        server.await.unwrap();
+        fake.shutdown().await;
     }
 }

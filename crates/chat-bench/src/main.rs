@@ -40,7 +40,12 @@ enum Command {
         soak_clients: Option<usize>,
     },
     /// Serve the bare tokio-tungstenite baseline until standard input closes.
-    EchoServer,
+    EchoServer {
+        /// Relay replies streamed from this OpenAI-compatible provider
+        /// (`http://ADDR/v1`) instead of echoing: the bare proxy, the TTFT floor.
+        #[arg(long)]
+        upstream: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -55,13 +60,20 @@ fn main() -> ExitCode {
         }
     };
     match Cli::parse().command {
-        Command::EchoServer => match runtime.block_on(chat_bench::echo::run_process()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("echo-server: {e}");
-                ExitCode::FAILURE
+        Command::EchoServer { upstream } => {
+            let served = upstream
+                .as_deref()
+                .map(chat_bench::echo::Upstream::new)
+                .transpose()
+                .and_then(|upstream| runtime.block_on(chat_bench::echo::run_process(upstream)));
+            match served {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("echo-server: {e}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
         Command::Run {
             smoke,
             server,

@@ -12,7 +12,7 @@ use crate::scenarios::idle::IdleResult;
 use crate::scenarios::relay::RelayResult;
 use crate::scenarios::soak::SoakResult;
 use crate::scenarios::storage::StorageResult;
-use crate::scenarios::ttft::{Shape, TtftLevel};
+use crate::scenarios::ttft::{cpu_text, Shape, TtftLevel};
 use crate::BenchError;
 
 /// Bytes per idle connection allowed (10 KB).
@@ -206,6 +206,28 @@ impl Results {
                             Verdict::Info
                         },
                     });
+                    if let Some(floor) = &level.bare_proxy {
+                        checks.push(Check {
+                            measurement: format!(
+                                "Added TTFT p99 by the bare proxy ({} streams, steady): the floor",
+                                level.streams
+                            ),
+                            measured: format!(
+                                "{:.0} µs (p50 {:.0} µs; CPU per reply {} vs chatbox's {}; {} errors)",
+                                floor.added_p99_us,
+                                floor.added_p50_us,
+                                cpu_text(floor.cpu_us_per_reply),
+                                cpu_text(level.server_cpu_us_per_reply),
+                                floor.errors
+                            ),
+                            target: "—".to_owned(),
+                            verdict: if floor.through.count == 0 {
+                                Verdict::NotMeasured
+                            } else {
+                                Verdict::Info
+                            },
+                        });
+                    }
                 }
             }
             Err(e) => checks.push(not_measured("Added TTFT p99", e)),
@@ -444,6 +466,20 @@ impl Results {
                     l.added_p50_us,
                     l.added_p99_us
                 );
+                if let Some(f) = &l.bare_proxy {
+                    let _ = writeln!(
+                        md,
+                        "| {} | steady, bare proxy | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                        l.streams,
+                        f.through.count,
+                        f.through.p50_us,
+                        f.through.p99_us,
+                        l.direct.p50_us,
+                        l.direct.p99_us,
+                        f.added_p50_us,
+                        f.added_p99_us
+                    );
+                }
             }
             let _ = writeln!(md);
         }

@@ -102,8 +102,15 @@ pub async fn run(options: &RunOptions) -> Result<Results, BenchError> {
             // 2-core machine more than the server does: see docs/BENCHMARKS.md.
             fake.set_default(paced(plan.ttft_chunks));
             let server = ChatboxServer::start(&chatbox).await?;
+            let mut command = Command::new(&options.baseline_binary);
+            command
+                .arg("echo-server")
+                .arg("--upstream")
+                .arg(fake.openai_endpoint());
+            let proxy = ChildServer::spawn(command).await?;
             let result = ttft::run(
                 &server,
+                &proxy,
                 &fake.openai_endpoint(),
                 &plan.ttft_levels,
                 plan.ttft_rounds,
@@ -111,6 +118,7 @@ pub async fn run(options: &RunOptions) -> Result<Results, BenchError> {
                 &pacer,
             )
             .await;
+            proxy.stop().await?;
             server.stop().await?;
             result
         },

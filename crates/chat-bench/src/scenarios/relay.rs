@@ -140,7 +140,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
-        let server = tokio::spawn(crate::echo::serve(listener, stop.clone()));
+        let server = tokio::spawn(crate::echo::serve(listener, stop.clone(), None));
         let delivery = deliver(addr, 3, 7, 2, |_| Ok("/".to_owned()))
             .await
             .unwrap();

@@ -12,7 +12,14 @@
 //!   thundering herd after, say, a mass reconnect. Every message of a round queues
 //!   behind the others for the same CPU, so on a small machine this measures mostly
 //!   the machine.
+//!
+//! At each level the steady shape also runs through the **bare proxy**
+//! ([`crate::echo`] with an upstream): a WebSocket server that relays the same
+//! provider with nothing else in between. What it adds is the floor any gateway pays
+//! on this machine for the extra WebSocket and HTTP hops; chatbox's added TTFT is
+//! reported next to it.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -22,6 +29,7 @@ use crate::client::{chat, Reply, Ws};
 use crate::direct::stream_reply;
 use crate::histogram::{Latencies, Summary};
 use crate::pacer::Pacer;
+use crate::process::ChildServer;
 use crate::scenarios::{
     added_us, chat_round, direct_round, open_all, record_ttft, Round, Stamps, Start,
 };
@@ -46,6 +54,60 @@ impl std::fmt::Display for Shape {
     }
 }
 
+/// A WebSocket server the TTFT clients talk to: chatbox, or the bare proxy.
+pub trait Gateway {
+    /// Where it listens.
+    fn addr(&self) -> SocketAddr;
+    /// The WebSocket path for `user` (with whatever credentials it wants).
+    fn ws_path(&self, user: &str) -> Result<String, BenchError>;
+    /// CPU time its process has used so far.
+    fn cpu_time(&self) -> Result<Duration, BenchError>;
+}
+
+impl Gateway for ChatboxServer {
+    fn addr(&self) -> SocketAddr {
+        ChatboxServer::addr(self)
+    }
+
+    fn ws_path(&self, user: &str) -> Result<String, BenchError> {
+        ChatboxServer::ws_path(self, user)
+    }
+
+    fn cpu_time(&self) -> Result<Duration, BenchError> {
+        ChatboxServer::cpu_time(self)
+    }
+}
+
+/// The bare proxy (`chat-bench echo-server --upstream`): no credentials.
+impl Gateway for ChildServer {
+    fn addr(&self) -> SocketAddr {
+        ChildServer::addr(self)
+    }
+
+    fn ws_path(&self, _user: &str) -> Result<String, BenchError> {
+        Ok("/".to_owned())
+    }
+
+    fn cpu_time(&self) -> Result<Duration, BenchError> {
+        ChildServer::cpu_time(self)
+    }
+}
+
+/// The steady shape through the bare proxy, at the same level (module docs).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyFloor {
+    /// Through the bare proxy.
+    pub through: Summary,
+    /// Its CPU time per reply, in µs (`None`: too little CPU time to resolve).
+    pub cpu_us_per_reply: Option<f64>,
+    /// through.p50 − direct.p50 (the same direct round as chatbox's).
+    pub added_p50_us: f64,
+    /// through.p99 − direct.p99.
+    pub added_p99_us: f64,
+    /// Replies that failed.
+    pub errors: usize,
+}
+
 /// TTFT at one concurrency and load shape.
 #[derive(Debug, Clone, Serialize)]
 pub struct TtftLevel {
@@ -61,7 +123,9 @@ pub struct TtftLevel {
     pub direct: Summary,
     /// Server CPU time (user + system) per reply through chatbox, in µs — the
     /// gateway's cost per message and its reply, whatever the machine's contention.
-    pub server_cpu_us_per_reply: f64,
+    /// `None` when the round used too little CPU for `/proc`'s 10 ms ticks to
+    /// resolve (a handful of replies at one stream).
+    pub server_cpu_us_per_reply: Option<f64>,
     /// through.p50 − direct.p50.
     pub added_p50_us: f64,
     /// through.p99 − direct.p99.
@@ -70,12 +134,15 @@ pub struct TtftLevel {
     pub errors: usize,
     /// The first failure, if any.
     pub first_error: Option<String>,
+    /// Steady shape only: the same load through the bare proxy.
+    pub bare_proxy: Option<ProxyFloor>,
 }
 
-/// Measures each level, steady then burst; the fake provider behind `server` is at
-/// `endpoint` and takes about `reply` to stream one reply.
+/// Measures each level, steady then burst; the fake provider behind `server` (and
+/// `proxy`) is at `endpoint` and takes about `reply` to stream one reply.
 pub async fn run(
     server: &ChatboxServer,
+    proxy: &ChildServer,
     endpoint: &str,
     levels: &[usize],
     rounds: usize,
@@ -85,91 +152,150 @@ pub async fn run(
     let http = reqwest::Client::new();
     let mut out = Vec::new();
     for &streams in levels {
-        out.push(steady(server, &http, endpoint, streams, rounds, reply, pacer).await?);
+        let load = SteadyLoad::new(streams, rounds, reply, pacer);
+        let (direct, mut errors) = load.direct(&http, endpoint).await?;
+        let chatbox = load.through(server, "ttft-steady").await?;
+        let floor = load.through(proxy, "ttft-proxy").await?;
+        errors.extend(chatbox.errors);
+        let mut row = level(
+            streams,
+            Shape::Steady,
+            rounds,
+            &chatbox.latencies,
+            &direct,
+            errors,
+        );
+        row.server_cpu_us_per_reply = chatbox.cpu_us_per_reply;
+        let (f, d) = (floor.latencies.summary(), direct.summary());
+        println!(
+            "    server CPU {} per reply; bare proxy: through p50 {:.0} µs p99 {:.0} µs, CPU {} per reply",
+            cpu_text(row.server_cpu_us_per_reply),
+            f.p50_us,
+            f.p99_us,
+            cpu_text(floor.cpu_us_per_reply)
+        );
+        row.bare_proxy = Some(ProxyFloor {
+            added_p50_us: added_us(f.p50_us, d.p50_us),
+            added_p99_us: added_us(f.p99_us, d.p99_us),
+            through: f,
+            cpu_us_per_reply: floor.cpu_us_per_reply,
+            errors: floor.errors.len(),
+        });
+        out.push(row);
         out.push(burst(server, &http, endpoint, streams, rounds).await?);
     }
     Ok(out)
 }
 
 /// N streams in flight, each sending `messages` messages back to back.
-async fn steady(
-    server: &ChatboxServer,
-    http: &reqwest::Client,
-    endpoint: &str,
+struct SteadyLoad<'a> {
     streams: usize,
     messages: usize,
-    reply: Duration,
-    pacer: &Pacer,
-) -> Result<TtftLevel, BenchError> {
-    let stagger = reply / u32::try_from(streams.max(1)).unwrap_or(u32::MAX);
-    let start = Start::Spread {
-        every: stagger,
-        pacer,
-    };
-    let mut direct = Latencies::new()?;
-    let mut through = Latencies::new()?;
-
-    let mut tasks = tokio::task::JoinSet::new();
-    let began = Instant::now();
-    for i in 0..streams {
-        let (http, endpoint) = (http.clone(), endpoint.to_owned());
-        let wait = start.wait(began, i);
-        tasks.spawn(async move {
-            wait.await;
-            let mut replies = Vec::with_capacity(messages);
-            for _ in 0..messages {
-                replies.push(stream_reply(&http, &endpoint, |_, _| {}).await);
-            }
-            replies
-        });
-    }
-    let round = collect(tasks).await?;
-    record_ttft(&round, &mut direct);
-    let mut errors = round.errors;
-
-    let conns = open_all(server.addr(), streams, |i| {
-        server.ws_path(&format!("ttft-steady-{streams}-{i}"))
-    })
-    .await?;
-    let cpu_before = server.cpu_time()?;
-    let mut tasks = tokio::task::JoinSet::new();
-    let began = Instant::now();
-    for (i, mut ws) in conns.into_iter().enumerate() {
-        let wait = start.wait(began, i);
-        tasks.spawn(async move {
-            wait.await;
-            let mut replies = Vec::with_capacity(messages);
-            for n in 0..messages {
-                let reply = chat(&mut ws, &format!("question {n}"), |_, _| {}).await;
-                let failed = reply.is_err();
-                replies.push(reply);
-                if failed {
-                    break;
-                }
-            }
-            replies
-        });
-    }
-    let round = collect(tasks).await?;
-    let cpu = server.cpu_time()?.saturating_sub(cpu_before);
-    record_ttft(&round, &mut through);
-    errors.extend(round.errors);
-    let mut row = level(streams, Shape::Steady, messages, &through, &direct, errors);
-    row.server_cpu_us_per_reply = per_reply_us(cpu, round.replies.len());
-    println!(
-        "    server CPU {:.0} µs per reply",
-        row.server_cpu_us_per_reply
-    );
-    Ok(row)
+    start: Start<'a>,
 }
 
-/// `cpu` spread over `replies`, in µs (0 without replies).
-fn per_reply_us(cpu: Duration, replies: usize) -> f64 {
-    if replies == 0 {
-        0.0
-    } else {
-        cpu.as_secs_f64() * 1e6 / replies as f64
+/// The steady load through one gateway.
+struct Through {
+    latencies: Latencies,
+    errors: Vec<String>,
+    cpu_us_per_reply: Option<f64>,
+}
+
+impl<'a> SteadyLoad<'a> {
+    /// Streams start `reply / streams` apart on `pacer`'s clock.
+    fn new(streams: usize, messages: usize, reply: Duration, pacer: &'a Pacer) -> Self {
+        let stagger = reply / u32::try_from(streams.max(1)).unwrap_or(u32::MAX);
+        Self {
+            streams,
+            messages,
+            start: Start::Spread {
+                every: stagger,
+                pacer,
+            },
+        }
     }
+
+    /// Straight from the provider: the TTFTs and the failures.
+    async fn direct(
+        &self,
+        http: &reqwest::Client,
+        endpoint: &str,
+    ) -> Result<(Latencies, Vec<String>), BenchError> {
+        let (streams, messages, start) = (self.streams, self.messages, self.start);
+        let mut direct = Latencies::new()?;
+        let mut tasks = tokio::task::JoinSet::new();
+        let began = Instant::now();
+        for i in 0..streams {
+            let (http, endpoint) = (http.clone(), endpoint.to_owned());
+            let wait = start.wait(began, i);
+            tasks.spawn(async move {
+                wait.await;
+                let mut replies = Vec::with_capacity(messages);
+                for _ in 0..messages {
+                    replies.push(stream_reply(&http, &endpoint, |_, _| {}).await);
+                }
+                replies
+            });
+        }
+        let round = collect(tasks).await?;
+        record_ttft(&round, &mut direct);
+        Ok((direct, round.errors))
+    }
+
+    /// Through `gateway`, as users `{user}-{streams}-{i}`.
+    async fn through(&self, gateway: &dyn Gateway, user: &str) -> Result<Through, BenchError> {
+        let (streams, messages, start) = (self.streams, self.messages, self.start);
+        let conns = open_all(gateway.addr(), streams, |i| {
+            gateway.ws_path(&format!("{user}-{streams}-{i}"))
+        })
+        .await?;
+        let cpu_before = gateway.cpu_time()?;
+        let mut tasks = tokio::task::JoinSet::new();
+        let began = Instant::now();
+        for (i, mut ws) in conns.into_iter().enumerate() {
+            let wait = start.wait(began, i);
+            tasks.spawn(async move {
+                wait.await;
+                let mut replies = Vec::with_capacity(messages);
+                for n in 0..messages {
+                    let reply = chat(&mut ws, &format!("question {n}"), |_, _| {}).await;
+                    let failed = reply.is_err();
+                    replies.push(reply);
+                    if failed {
+                        break;
+                    }
+                }
+                replies
+            });
+        }
+        let round = collect(tasks).await?;
+        let cpu = gateway.cpu_time()?.saturating_sub(cpu_before);
+        let mut latencies = Latencies::new()?;
+        record_ttft(&round, &mut latencies);
+        Ok(Through {
+            latencies,
+            errors: round.errors,
+            cpu_us_per_reply: per_reply_us(cpu, round.replies.len()),
+        })
+    }
+}
+
+/// Less CPU time than this is not spread over replies: `/proc` counts in 10 ms
+/// ticks, so below 100 ms the figure would be off by more than 10 %.
+const MIN_CPU_RESOLVED: Duration = Duration::from_millis(100);
+
+/// `cpu` spread over `replies`, in µs; `None` without replies or when `cpu` is too
+/// small to resolve ([`MIN_CPU_RESOLVED`]).
+fn per_reply_us(cpu: Duration, replies: usize) -> Option<f64> {
+    (replies > 0 && cpu >= MIN_CPU_RESOLVED).then(|| cpu.as_secs_f64() * 1e6 / replies as f64)
+}
+
+/// A CPU-per-reply figure for the console and the report.
+pub fn cpu_text(us: Option<f64>) -> String {
+    us.map_or_else(
+        || "too little to resolve".to_owned(),
+        |us| format!("{us:.0} µs"),
+    )
 }
 
 /// Gathers the replies of stream tasks into one [`Round`].
@@ -214,11 +340,12 @@ fn level(
         rounds,
         through: t,
         direct: d,
-        server_cpu_us_per_reply: 0.0,
+        server_cpu_us_per_reply: None,
         added_p50_us: added_us(t.p50_us, d.p50_us),
         added_p99_us: added_us(t.p99_us, d.p99_us),
         errors: errors.len(),
         first_error: errors.into_iter().next(),
+        bare_proxy: None,
     }
 }
 
@@ -261,8 +388,24 @@ async fn burst(
     let mut row = level(streams, Shape::Burst, rounds, &through, &direct, errors);
     row.server_cpu_us_per_reply = per_reply_us(cpu, replies);
     println!(
-        "    server CPU {:.0} µs per reply",
-        row.server_cpu_us_per_reply
+        "    server CPU {} per reply",
+        cpu_text(row.server_cpu_us_per_reply)
     );
     Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_per_reply_is_only_reported_when_proc_ticks_can_resolve_it() {
+        // Five replies in one 10 ms tick: "2 000 µs per reply" would be noise.
+        assert_eq!(per_reply_us(Duration::from_millis(10), 5), None);
+        assert_eq!(per_reply_us(Duration::from_secs(1), 0), None);
+        let us = per_reply_us(Duration::from_millis(350), 500);
+        assert_eq!(us.map(f64::round), Some(700.0));
+        assert_eq!(cpu_text(us), "700 µs");
+        assert_eq!(cpu_text(None), "too little to resolve");
+    }
 }
