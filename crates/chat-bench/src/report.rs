@@ -206,12 +206,15 @@ impl Results {
                             Verdict::Info
                         },
                     });
-                    if let Some(floor) = &level.bare_proxy {
-                        checks.push(Check {
-                            measurement: format!(
-                                "Added TTFT p99 by the bare proxy ({} streams, steady): the floor",
-                                level.streams
-                            ),
+                    let floor_row = format!(
+                        "Added TTFT p99 by the bare proxy ({} streams, steady): the floor",
+                        level.streams
+                    );
+                    match &level.bare_proxy {
+                        None => {}
+                        Some(Err(e)) => checks.push(not_measured(&floor_row, e)),
+                        Some(Ok(floor)) => checks.push(Check {
+                            measurement: floor_row,
                             measured: format!(
                                 "{:.0} µs (p50 {:.0} µs; CPU per reply {} vs chatbox's {}; {} errors)",
                                 floor.added_p99_us,
@@ -226,7 +229,7 @@ impl Results {
                             } else {
                                 Verdict::Info
                             },
-                        });
+                        }),
                     }
                 }
             }
@@ -466,7 +469,7 @@ impl Results {
                     l.added_p50_us,
                     l.added_p99_us
                 );
-                if let Some(f) = &l.bare_proxy {
+                if let Some(Ok(f)) = &l.bare_proxy {
                     let _ = writeln!(
                         md,
                         "| {} | steady, bare proxy | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
@@ -552,8 +555,10 @@ fn mib(bytes: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::histogram::Summary;
     use crate::scenarios::idle::IdleLevel;
     use crate::scenarios::relay::{Delivery, RelayTrial};
+    use crate::scenarios::ttft::ProxyFloor;
 
     fn results() -> Results {
         let delivery = |chunks_per_s| Delivery {
@@ -611,6 +616,68 @@ mod tests {
         );
         assert_eq!(r.failed(), 1);
         assert_eq!(r.not_measured(), 3);
+    }
+
+    fn summary(p50_us: f64, p99_us: f64) -> Summary {
+        Summary {
+            count: 500,
+            p50_us,
+            p99_us,
+            max_us: p99_us,
+            mean_us: p50_us,
+        }
+    }
+
+    fn steady_100(bare_proxy: Result<ProxyFloor, String>) -> TtftLevel {
+        TtftLevel {
+            streams: 100,
+            shape: Shape::Steady,
+            rounds: 5,
+            through: summary(900.0, 1_500.0),
+            direct: summary(400.0, 700.0),
+            server_cpu_us_per_reply: Some(640.0),
+            added_p50_us: 500.0,
+            added_p99_us: 800.0,
+            errors: 0,
+            first_error: None,
+            bare_proxy: Some(bare_proxy),
+        }
+    }
+
+    fn ttft_verdicts(level: TtftLevel) -> Vec<(String, Verdict)> {
+        let mut r = results();
+        r.ttft = Ok(vec![level]);
+        r.judge();
+        r.checks
+            .iter()
+            .filter(|c| c.measurement.starts_with("Added TTFT"))
+            .map(|c| (c.measurement.clone(), c.verdict))
+            .collect()
+    }
+
+    #[test]
+    fn the_floor_is_reported_beside_chatbox_and_its_failure_costs_chatbox_nothing() {
+        let chatbox = "Added TTFT p99 (100 streams, steady)".to_owned();
+        let floor = "Added TTFT p99 by the bare proxy (100 streams, steady): the floor".to_owned();
+        let measured = ProxyFloor {
+            through: summary(600.0, 1_000.0),
+            cpu_us_per_reply: Some(360.0),
+            added_p50_us: 200.0,
+            added_p99_us: 300.0,
+            errors: 0,
+        };
+        assert_eq!(
+            ttft_verdicts(steady_100(Ok(measured))),
+            vec![
+                (chatbox.clone(), Verdict::Pass),
+                (floor.clone(), Verdict::Info)
+            ]
+        );
+        let failed = Err("the bare proxy did not start: no such file".to_owned());
+        assert_eq!(
+            ttft_verdicts(steady_100(failed)),
+            vec![(chatbox, Verdict::Pass), (floor, Verdict::NotMeasured)]
+        );
     }
 
     fn soak(idle: u64, warm_idle: u64, after: u64) -> SoakResult {

@@ -107,10 +107,12 @@ pub async fn run(options: &RunOptions) -> Result<Results, BenchError> {
                 .arg("echo-server")
                 .arg("--upstream")
                 .arg(fake.openai_endpoint());
-            let proxy = ChildServer::spawn(command).await?;
+            let proxy = ChildServer::spawn(command)
+                .await
+                .map_err(|e| format!("the bare proxy did not start: {e}"));
             let result = ttft::run(
                 &server,
-                &proxy,
+                proxy.as_ref().map_err(String::as_str),
                 &fake.openai_endpoint(),
                 &plan.ttft_levels,
                 plan.ttft_rounds,
@@ -118,7 +120,9 @@ pub async fn run(options: &RunOptions) -> Result<Results, BenchError> {
                 &pacer,
             )
             .await;
-            proxy.stop().await?;
+            if let Ok(proxy) = proxy {
+                proxy.stop().await?;
+            }
             server.stop().await?;
             result
         },

@@ -134,15 +134,17 @@ pub struct TtftLevel {
     pub errors: usize,
     /// The first failure, if any.
     pub first_error: Option<String>,
-    /// Steady shape only: the same load through the bare proxy.
-    pub bare_proxy: Option<ProxyFloor>,
+    /// Steady shape only: the same load through the bare proxy, or why it could not
+    /// be measured (a floor that failed does not take chatbox's row with it).
+    pub bare_proxy: Option<Result<ProxyFloor, String>>,
 }
 
 /// Measures each level, steady then burst; the fake provider behind `server` (and
-/// `proxy`) is at `endpoint` and takes about `reply` to stream one reply.
+/// `proxy`, or why it did not start) is at `endpoint` and takes about `reply` to
+/// stream one reply.
 pub async fn run(
     server: &ChatboxServer,
-    proxy: &ChildServer,
+    proxy: Result<&ChildServer, &str>,
     endpoint: &str,
     levels: &[usize],
     rounds: usize,
@@ -155,7 +157,13 @@ pub async fn run(
         let load = SteadyLoad::new(streams, rounds, reply, pacer);
         let (direct, mut errors) = load.direct(&http, endpoint).await?;
         let chatbox = load.through(server, "ttft-steady").await?;
-        let floor = load.through(proxy, "ttft-proxy").await?;
+        let floor = match proxy {
+            Ok(proxy) => load
+                .through(proxy, "ttft-proxy")
+                .await
+                .map_err(|e| format!("the bare proxy: {e}")),
+            Err(e) => Err(e.to_owned()),
+        };
         errors.extend(chatbox.errors);
         let mut row = level(
             streams,
@@ -166,25 +174,38 @@ pub async fn run(
             errors,
         );
         row.server_cpu_us_per_reply = chatbox.cpu_us_per_reply;
-        let (f, d) = (floor.latencies.summary(), direct.summary());
-        println!(
-            "    server CPU {} per reply; bare proxy: through p50 {:.0} µs p99 {:.0} µs, CPU {} per reply",
-            cpu_text(row.server_cpu_us_per_reply),
-            f.p50_us,
-            f.p99_us,
-            cpu_text(floor.cpu_us_per_reply)
-        );
-        row.bare_proxy = Some(ProxyFloor {
-            added_p50_us: added_us(f.p50_us, d.p50_us),
-            added_p99_us: added_us(f.p99_us, d.p99_us),
-            through: f,
-            cpu_us_per_reply: floor.cpu_us_per_reply,
-            errors: floor.errors.len(),
-        });
+        row.bare_proxy = Some(floor.map(|floor| ProxyFloor::new(&floor, &direct)));
+        match &row.bare_proxy {
+            Some(Ok(f)) => println!(
+                "    server CPU {} per reply; bare proxy: through p50 {:.0} µs p99 {:.0} µs, CPU {} per reply",
+                cpu_text(row.server_cpu_us_per_reply),
+                f.through.p50_us,
+                f.through.p99_us,
+                cpu_text(f.cpu_us_per_reply)
+            ),
+            _ => println!(
+                "    server CPU {} per reply; bare proxy not measured",
+                cpu_text(row.server_cpu_us_per_reply)
+            ),
+        }
         out.push(row);
         out.push(burst(server, &http, endpoint, streams, rounds).await?);
     }
     Ok(out)
+}
+
+impl ProxyFloor {
+    /// The floor from the proxy's round and the direct round of the same level.
+    fn new(through: &Through, direct: &Latencies) -> Self {
+        let (f, d) = (through.latencies.summary(), direct.summary());
+        Self {
+            added_p50_us: added_us(f.p50_us, d.p50_us),
+            added_p99_us: added_us(f.p99_us, d.p99_us),
+            through: f,
+            cpu_us_per_reply: through.cpu_us_per_reply,
+            errors: through.errors.len(),
+        }
+    }
 }
 
 /// N streams in flight, each sending `messages` messages back to back.
