@@ -644,15 +644,20 @@ mod tests {
         }
     }
 
-    fn ttft_verdicts(level: TtftLevel) -> Vec<(String, Verdict)> {
-        let mut r = results();
-        r.ttft = Ok(vec![level]);
+    /// Judges `r` and returns the rows whose names start with `prefix`.
+    fn verdicts(mut r: Results, prefix: &str) -> Vec<(String, Verdict)> {
         r.judge();
         r.checks
             .iter()
-            .filter(|c| c.measurement.starts_with("Added TTFT"))
+            .filter(|c| c.measurement.starts_with(prefix))
             .map(|c| (c.measurement.clone(), c.verdict))
             .collect()
+    }
+
+    fn ttft_verdicts(level: TtftLevel) -> Vec<(String, Verdict)> {
+        let mut r = results();
+        r.ttft = Ok(vec![level]);
+        verdicts(r, "Added TTFT")
     }
 
     #[test]
@@ -704,12 +709,7 @@ mod tests {
     fn soak_verdicts(s: SoakResult) -> Vec<(String, Verdict)> {
         let mut r = results();
         r.soak = Ok(s);
-        r.judge();
-        r.checks
-            .iter()
-            .filter(|c| c.measurement.starts_with("Soak"))
-            .map(|c| (c.measurement.clone(), c.verdict))
-            .collect()
+        verdicts(r, "Soak")
     }
 
     #[test]
