@@ -13,6 +13,15 @@
 //!   behind the others for the same CPU, so on a small machine this measures mostly
 //!   the machine.
 //!
+//! Each steady round is preceded by a **warm-up**: one unmeasured reply per stream,
+//! all at once, through the same path (as other users, so the measured streams
+//! still open new conversations). It leaves the gateway's pool of provider
+//! connections — and the direct client's — holding as many connections as the round
+//! needs, as in a gateway that has been serving this load for a while. Without it
+//! the streams that start last each wait for a new provider connection while the
+//! first ones already stream, and that cold start, not the steady state, sets the
+//! p99 (docs/BENCHMARKS.md, seventh pass).
+//!
 //! At each level the steady shape also runs through the **bare proxy**
 //! ([`crate::echo`] with an upstream): a WebSocket server that relays the same
 //! provider with nothing else in between. What it adds is the floor any gateway pays
@@ -236,6 +245,19 @@ impl<'a> SteadyLoad<'a> {
         }
     }
 
+    /// One unmeasured reply per stream through `gateway`, all at once, as users
+    /// `{user}-warm-{streams}-{i}` (module docs). Failed replies are not an error
+    /// here: the measured round that follows reports its own.
+    async fn warm_up(&self, gateway: &dyn Gateway, user: &str) -> Result<(), BenchError> {
+        let streams = self.streams;
+        let mut conns = open_all(gateway.addr(), streams, |i| {
+            gateway.ws_path(&format!("{user}-warm-{streams}-{i}"))
+        })
+        .await?;
+        chat_round(&mut conns, "warm-up", Stamps::Ignore, Start::AtOnce).await?;
+        Ok(())
+    }
+
     /// Straight from the provider: the TTFTs and the failures.
     async fn direct(
         &self,
@@ -243,6 +265,8 @@ impl<'a> SteadyLoad<'a> {
         endpoint: &str,
     ) -> Result<(Latencies, Vec<String>), BenchError> {
         let (streams, messages, start) = (self.streams, self.messages, self.start);
+        // The warm-up (module docs); its replies are not measured.
+        direct_round(http, endpoint, streams, Stamps::Ignore, Start::AtOnce).await?;
         let mut direct = Latencies::new()?;
         let mut tasks = tokio::task::JoinSet::new();
         let began = Instant::now();
@@ -266,6 +290,7 @@ impl<'a> SteadyLoad<'a> {
     /// Through `gateway`, as users `{user}-{streams}-{i}`.
     async fn through(&self, gateway: &dyn Gateway, user: &str) -> Result<Through, BenchError> {
         let (streams, messages, start) = (self.streams, self.messages, self.start);
+        self.warm_up(gateway, user).await?;
         let conns = open_all(gateway.addr(), streams, |i| {
             gateway.ws_path(&format!("{user}-{streams}-{i}"))
         })
@@ -428,5 +453,60 @@ mod tests {
         assert_eq!(us.map(f64::round), Some(700.0));
         assert_eq!(cpu_text(us), "700 µs");
         assert_eq!(cpu_text(None), "too little to resolve");
+    }
+
+    /// The bare proxy, served in this process.
+    struct InProcess(SocketAddr);
+
+    impl Gateway for InProcess {
+        fn addr(&self) -> SocketAddr {
+            self.0
+        }
+
+        fn ws_path(&self, _user: &str) -> Result<String, BenchError> {
+            Ok("/".to_owned())
+        }
+
+        fn cpu_time(&self) -> Result<Duration, BenchError> {
+            Ok(Duration::ZERO)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_steady_round_streams_over_a_warm_provider_pool_and_measures_only_its_own_replies() {
+        use chat_testkit::fake_llm::{FakeLlmServer, Script};
+        // Replies long enough that the warm-up's streams overlap at the provider.
+        let script = Script::reply(["a", "b"]).header_delay(Duration::from_millis(50));
+        let fake = FakeLlmServer::start(script).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = InProcess(listener.local_addr().unwrap());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let upstream = crate::echo::Upstream::new(&fake.openai_endpoint()).unwrap();
+        let server = tokio::spawn(crate::echo::serve(listener, stop.clone(), Some(upstream)));
+        let pacer = Pacer::start().unwrap();
+        let (streams, messages) = (4, 3);
+        let load = SteadyLoad::new(streams, messages, Duration::from_millis(60), &pacer);
+
+        // The warm-up leaves one provider connection per stream in the gateway's pool.
+        load.warm_up(&proxy, "first").await.unwrap();
+        assert_eq!(fake.request_count(), streams);
+        assert_eq!(fake.connections_accepted(), streams);
+
+        // A round warms up first; only its own replies are samples.
+        let through = load.through(&proxy, "then").await.unwrap();
+        assert!(through.errors.is_empty(), "{:?}", through.errors);
+        assert_eq!(through.latencies.count(), (streams * messages) as u64);
+        assert_eq!(fake.request_count(), 2 * streams + streams * messages);
+
+        // So does the direct round.
+        let http = reqwest::Client::new();
+        let (direct, errors) = load.direct(&http, &fake.openai_endpoint()).await.unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(direct.count(), (streams * messages) as u64);
+        assert_eq!(fake.request_count(), 3 * streams + 2 * streams * messages);
+
+        stop.cancel();
+        server.await.unwrap();
+        fake.shutdown().await;
     }
 }
