@@ -11,6 +11,7 @@ use std::time::Instant;
 use chat_llm::{ChatRequest, LlmError, StreamEvent, Usage};
 use chat_protocol::{ErrorCode, Message};
 use chat_session::{Sender, Session, StoredMessage};
+use chat_storage::UsageStats;
 use chrono::Utc;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -193,14 +194,7 @@ async fn finish(
     // Then storage, still before the closing frame: the next user message may follow
     // it immediately, and the store must receive this reply first to keep the order
     // (the write-behind queue makes this an enqueue, not a database round trip).
-    if let Some(reply) = reply {
-        router.persist(
-            "append_message",
-            store.append_message(session_id, &reply).await,
-        );
-        metrics::counter!("chatbox_messages_total", "sender" => "ai").increment(1);
-    }
-    if recorded {
+    let stats = recorded.then(|| {
         let total = job.started.elapsed();
         metrics::histogram!("chatbox_llm_response_seconds").record(total.as_secs_f64());
         // Request time minus provider time: what the gateway itself added.
@@ -208,18 +202,21 @@ async fn finish(
             .record(total.saturating_sub(progress.provider_wait).as_secs_f64());
         metrics::counter!("chatbox_llm_tokens_total").increment(tokens);
         let stats = job.session.stats();
+        UsageStats {
+            total_tokens: stats.total_tokens(),
+            max_response_time_ms: stats.max_ms(),
+            avg_response_time_ms: stats.avg_ms(),
+            response_count: stats.count(),
+        }
+    });
+    // The reply and its statistics in one write (statistics are recorded only for a
+    // completed reply, which is always kept).
+    if let Some(reply) = reply {
         router.persist(
-            "update_stats",
-            store
-                .update_stats(
-                    session_id,
-                    stats.total_tokens(),
-                    stats.max_ms(),
-                    stats.avg_ms(),
-                    stats.count(),
-                )
-                .await,
+            "append_reply",
+            store.append_reply(session_id, &reply, stats).await,
         );
+        metrics::counter!("chatbox_messages_total", "sender" => "ai").increment(1);
     }
 
     // The slot is free before the client hears "done", so its next message is

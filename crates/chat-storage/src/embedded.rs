@@ -31,7 +31,9 @@ use serde::{Deserialize, Serialize};
 use crate::encryption::Encryptor;
 use crate::error::StoreError;
 use crate::query::{self, MetricsAccumulator};
-use crate::store::{AdminQuery, Page, SessionStore, SessionSummary, StoreHealth, StoreMetrics};
+use crate::store::{
+    AdminQuery, Page, SessionStore, SessionSummary, StoreHealth, StoreMetrics, UsageStats,
+};
 
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
@@ -433,6 +435,45 @@ fn all_summaries(
     Ok(out)
 }
 
+/// Appends `message` to session `id` and, when given, sets its statistics, in the
+/// caller's transaction.
+fn append(
+    txn: &redb::WriteTransaction,
+    enc: &Encryptor,
+    id: &str,
+    message: &StoredMessage,
+    stats: Option<UsageStats>,
+) -> Result<(), StoreError> {
+    let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
+    let mut row: SessionRow = match sessions.get(id).map_err(db_err)? {
+        Some(bytes) => decode(bytes.value())?,
+        None => return Err(StoreError::NotFound(id.to_owned())),
+    };
+    let mut messages = txn.open_table(MESSAGES).map_err(db_err)?;
+    messages
+        .insert(
+            (id, row.message_count),
+            encode(&message_row(message, enc)?)?.as_slice(),
+        )
+        .map_err(db_err)?;
+    row.message_count += 1;
+    row.last_activity = row.last_activity.max(ms(message.timestamp));
+    if let Some(s) = stats {
+        set_stats(&mut row, s);
+    }
+    sessions
+        .insert(id, encode(&row)?.as_slice())
+        .map_err(db_err)?;
+    Ok(())
+}
+
+fn set_stats(row: &mut SessionRow, stats: UsageStats) {
+    row.total_tokens = stats.total_tokens;
+    row.max_response_time_ms = stats.max_response_time_ms;
+    row.avg_response_time_ms = stats.avg_response_time_ms;
+    row.response_count = stats.response_count;
+}
+
 #[async_trait]
 impl SessionStore for EmbeddedStore {
     async fn create_session(&self, session: &SessionSnapshot) -> Result<(), StoreError> {
@@ -500,27 +541,20 @@ impl SessionStore for EmbeddedStore {
 
     async fn append_message(&self, id: &str, message: &StoredMessage) -> Result<(), StoreError> {
         let (id, message) = (id.to_owned(), message.clone());
-        self.write(move |txn, enc| {
-            let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
-            let mut row: SessionRow = match sessions.get(id.as_str()).map_err(db_err)? {
-                Some(bytes) => decode(bytes.value())?,
-                None => return Err(StoreError::NotFound(id.clone())),
-            };
-            let mut messages = txn.open_table(MESSAGES).map_err(db_err)?;
-            messages
-                .insert(
-                    (id.as_str(), row.message_count),
-                    encode(&message_row(&message, enc)?)?.as_slice(),
-                )
-                .map_err(db_err)?;
-            row.message_count += 1;
-            row.last_activity = row.last_activity.max(ms(message.timestamp));
-            sessions
-                .insert(id.as_str(), encode(&row)?.as_slice())
-                .map_err(db_err)?;
-            Ok(())
-        })
-        .await
+        self.write(move |txn, enc| append(txn, enc, &id, &message, None))
+            .await
+    }
+
+    /// One transaction: the reply's row, then the session row read and rewritten once.
+    async fn append_reply(
+        &self,
+        id: &str,
+        reply: &StoredMessage,
+        stats: Option<UsageStats>,
+    ) -> Result<(), StoreError> {
+        let (id, reply) = (id.to_owned(), reply.clone());
+        self.write(move |txn, enc| append(txn, enc, &id, &reply, stats))
+            .await
     }
 
     async fn update_name(&self, id: &str, name: &str) -> Result<(), StoreError> {
@@ -549,11 +583,14 @@ impl SessionStore for EmbeddedStore {
         avg_response_time_ms: u64,
         response_count: u64,
     ) -> Result<(), StoreError> {
+        let stats = UsageStats {
+            total_tokens,
+            max_response_time_ms,
+            avg_response_time_ms,
+            response_count,
+        };
         self.modify(id, move |row, _| {
-            row.total_tokens = total_tokens;
-            row.max_response_time_ms = max_response_time_ms;
-            row.avg_response_time_ms = avg_response_time_ms;
-            row.response_count = response_count;
+            set_stats(row, stats);
             Ok(())
         })
         .await

@@ -31,6 +31,6 @@ pub use retry::{AttemptEvent, RetryPolicy};
 pub use store::MockSessionStore;
 pub use store::{
     AdminQuery, Page, SessionStore, SessionSummary, SortKey, SortOrder, StatusFilter, StoreHealth,
-    StoreMetrics,
+    StoreMetrics, UsageStats,
 };
 pub use write_behind::{Creation, WriteBehindStore, WriteOp};

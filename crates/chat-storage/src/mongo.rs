@@ -21,7 +21,7 @@ use crate::query::MetricsAccumulator;
 use crate::retry::RetryPolicy;
 use crate::store::{
     AdminQuery, Page, SessionStore, SessionSummary, SortKey, SortOrder, StatusFilter, StoreHealth,
-    StoreMetrics,
+    StoreMetrics, UsageStats,
 };
 
 /// Name of the unique partial index enforcing one active session per user.
@@ -523,6 +523,17 @@ fn admin_filter(q: &AdminQuery) -> Document {
     filter
 }
 
+/// The statistics as the fields of a `$set`.
+fn stats_fields(stats: UsageStats) -> Document {
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    doc! {
+        f::TOTAL_TOKENS: n(stats.total_tokens),
+        f::MAX_RESP_TIME: n(stats.max_response_time_ms),
+        f::AVG_RESP_TIME: n(stats.avg_response_time_ms),
+        f::RESP_COUNT: n(stats.response_count),
+    }
+}
+
 #[async_trait]
 impl SessionStore for MongoStore {
     async fn create_session(&self, session: &SessionSnapshot) -> Result<(), StoreError> {
@@ -604,6 +615,25 @@ impl SessionStore for MongoStore {
         .await
     }
 
+    /// One update: `$push` of the reply, `$max` of `lastActivity`, `$set` of the
+    /// statistics.
+    async fn append_reply(
+        &self,
+        id: &str,
+        reply: &StoredMessage,
+        stats: Option<UsageStats>,
+    ) -> Result<(), StoreError> {
+        let element = document::message_to_bson(reply, &self.enc)?;
+        let mut update = doc! {
+            "$push": { f::MESSAGES: element },
+            "$max": { f::LAST_ACTIVITY: bson_time(reply.timestamp) },
+        };
+        if let Some(s) = stats {
+            update.insert("$set", stats_fields(s));
+        }
+        self.update_existing("append_reply", id, update).await
+    }
+
     async fn update_name(&self, id: &str, name: &str) -> Result<(), StoreError> {
         let name = self.enc.encrypt(name)?;
         self.update_existing("update_name", id, doc! { "$set": { f::NAME: name } })
@@ -627,18 +657,14 @@ impl SessionStore for MongoStore {
         avg_response_time_ms: u64,
         response_count: u64,
     ) -> Result<(), StoreError> {
-        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        self.update_existing(
-            "update_stats",
-            id,
-            doc! { "$set": {
-                f::TOTAL_TOKENS: n(total_tokens),
-                f::MAX_RESP_TIME: n(max_response_time_ms),
-                f::AVG_RESP_TIME: n(avg_response_time_ms),
-                f::RESP_COUNT: n(response_count),
-            } },
-        )
-        .await
+        let stats = UsageStats {
+            total_tokens,
+            max_response_time_ms,
+            avg_response_time_ms,
+            response_count,
+        };
+        self.update_existing("update_stats", id, doc! { "$set": stats_fields(stats) })
+            .await
     }
 
     async fn update_assistance<'a>(

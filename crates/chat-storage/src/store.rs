@@ -215,6 +215,20 @@ pub struct StoreMetrics {
     pub admin_assisted_count: u64,
 }
 
+/// A session's usage statistics: absolute values computed by the session (its
+/// `totalTokens`, `maxResponseTime`, `avgResponseTime` and `respCount`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UsageStats {
+    /// Tokens of all replies.
+    pub total_tokens: u64,
+    /// Slowest reply (ms).
+    pub max_response_time_ms: u64,
+    /// Mean reply time (ms).
+    pub avg_response_time_ms: u64,
+    /// Replies in the mean.
+    pub response_count: u64,
+}
+
 /// What readiness and metrics report about the store.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StoreHealth {
@@ -259,6 +273,33 @@ pub trait SessionStore: Send + Sync {
         avg_response_time_ms: u64,
         response_count: u64,
     ) -> Result<(), StoreError>;
+
+    /// What a finished AI reply changes, as **one** write: appends `reply` (as
+    /// [`Self::append_message`]) and, when the reply completed, sets the statistics it
+    /// brought the session to (as [`Self::update_stats`]). Backends make it one
+    /// transaction or one update, so a reply costs one commit instead of two
+    /// (docs/BENCHMARKS.md); this default is the two writes in order.
+    async fn append_reply(
+        &self,
+        id: &str,
+        reply: &StoredMessage,
+        stats: Option<UsageStats>,
+    ) -> Result<(), StoreError> {
+        self.append_message(id, reply).await?;
+        match stats {
+            Some(s) => {
+                self.update_stats(
+                    id,
+                    s.total_tokens,
+                    s.max_response_time_ms,
+                    s.avg_response_time_ms,
+                    s.response_count,
+                )
+                .await
+            }
+            None => Ok(()),
+        }
+    }
 
     /// Sets the assisting admin (`None` = no admin assists; `adminAssisted` follows).
     async fn update_assistance<'a>(

@@ -52,7 +52,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::error::StoreError;
 use crate::retry::RetryPolicy;
-use crate::store::{AdminQuery, Page, SessionStore, SessionSummary, StoreHealth, StoreMetrics};
+use crate::store::{
+    AdminQuery, Page, SessionStore, SessionSummary, StoreHealth, StoreMetrics, UsageStats,
+};
 
 /// Worker tasks applying queued writes (sessions are spread over them). Each holds at
 /// most one write in flight, so this is also how many writes of different sessions
@@ -100,6 +102,13 @@ pub enum WriteOp {
     Create(Box<SessionSnapshot>),
     /// Append a message.
     Append(Box<StoredMessage>),
+    /// Append a finished AI reply and set the statistics it completed (one write).
+    Reply {
+        /// The reply.
+        message: Box<StoredMessage>,
+        /// The session's statistics after it, when it completed.
+        stats: Option<UsageStats>,
+    },
     /// Set the name.
     Name(String),
     /// Set the model.
@@ -133,6 +142,7 @@ impl WriteOp {
         match self {
             WriteOp::Create(s) => store.create_session(s).await,
             WriteOp::Append(m) => store.append_message(id, m).await,
+            WriteOp::Reply { message, stats } => store.append_reply(id, message, *stats).await,
             WriteOp::Name(n) => store.update_name(id, n).await,
             WriteOp::Model(m) => store.update_model(id, m).await,
             WriteOp::Stats {
@@ -524,6 +534,20 @@ impl SessionStore for WriteBehindStore {
             .await
     }
 
+    /// One queued write, a follow-up (module docs): the user has watched the reply.
+    async fn append_reply(
+        &self,
+        id: &str,
+        reply: &StoredMessage,
+        stats: Option<UsageStats>,
+    ) -> Result<(), StoreError> {
+        let op = WriteOp::Reply {
+            message: Box::new(reply.clone()),
+            stats,
+        };
+        self.enqueue_follow_up(id, op).await
+    }
+
     async fn update_name(&self, id: &str, name: &str) -> Result<(), StoreError> {
         self.enqueue_follow_up(id, WriteOp::Name(name.to_owned()))
             .await
@@ -817,7 +841,11 @@ mod tests {
         let mut reply = message("reply");
         reply.sender = Sender::Ai;
         store.append_message("s", &reply).await.unwrap();
-        store.update_stats("s", 10, 5, 5, 1).await.unwrap();
+        let stats = UsageStats {
+            total_tokens: 10,
+            ..UsageStats::default()
+        };
+        store.append_reply("s", &reply, Some(stats)).await.unwrap();
         store.update_name("s", "named").await.unwrap();
         assert_eq!(store.pending(), 6);
         // The headroom is bounded too: one more follow-up waits, then is refused.
@@ -828,6 +856,48 @@ mod tests {
             Err(StoreError::QueueFull { capacity: 3 })
         ));
         assert_eq!(store.shutdown(Duration::from_secs(2)).await.unwrap(), 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_and_its_statistics_are_one_queued_write_applied_in_order() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut mock = MockSessionStore::new();
+        let seen = log.clone();
+        mock.expect_append_message().returning(move |_, m| {
+            seen.lock().push(format!("append {}", m.content));
+            Ok(())
+        });
+        let (seen, attempts) = (log.clone(), Arc::new(AtomicUsize::new(0)));
+        mock.expect_append_reply().returning(move |_, m, stats| {
+            // The database hiccups once: the whole write is retried.
+            if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Err(StoreError::Unavailable("hiccup".into()));
+            }
+            let tokens = stats.map(|s| s.total_tokens);
+            seen.lock().push(format!("reply {} {tokens:?}", m.content));
+            Ok(())
+        });
+        mock.expect_shutdown().returning(|_| Ok(0));
+        let store = WriteBehindStore::start(Arc::new(mock), 10, backoff(), Duration::from_secs(1));
+        let mut reply = message("answer");
+        reply.sender = Sender::Ai;
+        let stats = UsageStats {
+            total_tokens: 7,
+            ..UsageStats::default()
+        };
+        store
+            .append_message("s", &message("question"))
+            .await
+            .unwrap();
+        store.append_reply("s", &reply, Some(stats)).await.unwrap();
+        assert_eq!(store.pending(), 2);
+        store.append_message("s", &message("next")).await.unwrap();
+        assert_eq!(store.flush(Duration::from_secs(10)).await, 0);
+        assert_eq!(
+            *log.lock(),
+            ["append question", "reply answer Some(7)", "append next"]
+        );
+        store.shutdown(Duration::from_secs(1)).await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]

@@ -10,7 +10,9 @@ mod common;
 use std::collections::HashSet;
 
 use chat_session::model::Sender;
-use chat_storage::{AdminQuery, Encryptor, SortKey, SortOrder, StatusFilter, StoreError};
+use chat_storage::{
+    AdminQuery, Encryptor, SortKey, SortOrder, StatusFilter, StoreError, UsageStats,
+};
 use common::*;
 
 async fn plain() -> Harness {
@@ -164,6 +166,64 @@ async fn updates_set_name_model_stats_assistance_and_help() {
     assert_eq!(s.assisting_admin_id, None);
     assert_eq!(s.assisting_admin_name, None);
     assert!(!s.help_requested);
+}
+
+#[tokio::test]
+async fn a_reply_is_appended_with_the_statistics_it_completed() {
+    let h = plain().await;
+    h.store.create_session(&session("s", "u", 0)).await.unwrap();
+    h.store
+        .append_message("s", &msg(Sender::User, "question", 1))
+        .await
+        .unwrap();
+    let stats = UsageStats {
+        total_tokens: 42,
+        max_response_time_ms: 900,
+        avg_response_time_ms: 600,
+        response_count: 3,
+    };
+    h.store
+        .append_reply("s", &msg(Sender::Ai, "answer", 2), Some(stats))
+        .await
+        .unwrap();
+    // An interrupted reply is kept without statistics: the last ones stay.
+    h.store
+        .append_reply("s", &msg(Sender::Ai, "partial", 3), None)
+        .await
+        .unwrap();
+    let s = h.store.get_session("s").await.unwrap().unwrap();
+    let sent: Vec<_> = s
+        .messages
+        .iter()
+        .map(|m| (m.sender, m.content.as_str()))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            (Sender::User, "question"),
+            (Sender::Ai, "answer"),
+            (Sender::Ai, "partial")
+        ]
+    );
+    assert_eq!(s.last_activity, t(3));
+    assert_eq!(
+        (
+            s.total_tokens,
+            s.max_response_time_ms,
+            s.avg_response_time_ms,
+            s.response_count
+        ),
+        (42, 900, 600, 3)
+    );
+
+    // Refused as a whole for an unknown session.
+    assert!(matches!(
+        h.store
+            .append_reply("x", &msg(Sender::Ai, "a", 4), Some(stats))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(h.store.get_session("x").await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

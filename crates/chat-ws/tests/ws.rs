@@ -681,6 +681,7 @@ async fn the_read_pump_never_waits_on_routing() {
             Ok(())
         });
         s.expect_append_message().returning(|_, _| Ok(()));
+        s.expect_append_reply().returning(|_, _, _| Ok(()));
         s.expect_update_name().returning(|_, _| Ok(()));
         s.expect_update_stats().returning(|_, _, _, _, _| Ok(()));
         s.expect_update_model().returning(|_, _| Ok(()));

@@ -53,6 +53,15 @@ pub fn permissive_rest(store: &mut MockSessionStore, log: WriteLog) {
         Ok(())
     });
     let l = log.clone();
+    store.expect_append_reply().returning(move |id, m, stats| {
+        let mut log = l.lock();
+        log.push(Write::Append(id.to_owned(), m.clone()));
+        if stats.is_some() {
+            log.push(Write::Stats(id.to_owned()));
+        }
+        Ok(())
+    });
+    let l = log.clone();
     store.expect_update_name().returning(move |id, _| {
         l.lock().push(Write::Name(id.to_owned()));
         Ok(())

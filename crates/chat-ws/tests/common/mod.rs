@@ -45,6 +45,15 @@ pub fn recording_store(log: WriteLog) -> MockSessionStore {
         Ok(())
     });
     let l = log.clone();
+    store.expect_append_reply().returning(move |id, m, stats| {
+        let mut log = l.lock();
+        log.push(Write::Append(id.to_owned(), m.clone()));
+        if stats.is_some() {
+            log.push(Write::Other("stats"));
+        }
+        Ok(())
+    });
+    let l = log.clone();
     store.expect_update_name().returning(move |_, _| {
         l.lock().push(Write::Other("name"));
         Ok(())
