@@ -16,6 +16,9 @@ pub struct Plan {
     pub ttft_levels: Vec<usize>,
     /// Synchronized rounds per TTFT level (each stream sends one message per round).
     pub ttft_rounds: usize,
+    /// Steady TTFT trials in a row at each level (direct, chatbox and bare proxy each
+    /// time); the trial with the median added p99 is reported.
+    pub ttft_trials: usize,
     /// Chunks per reply and the pause between them, for TTFT replies.
     pub ttft_chunks: usize,
     /// Concurrent streams in the per-chunk latency measurement.
@@ -79,6 +82,7 @@ impl Plan {
             idle_levels: vec![1_000, 10_000, 50_000],
             ttft_levels: vec![1, 100, 1_000],
             ttft_rounds: 5,
+            ttft_trials: 5,
             ttft_chunks: 10,
             chunk_streams: 100,
             chunk_count: 100,
@@ -108,6 +112,7 @@ impl Plan {
             idle_levels: vec![1_000],
             ttft_levels: vec![1, 100],
             ttft_rounds: 2,
+            ttft_trials: 1,
             ttft_chunks: 5,
             chunk_streams: 20,
             chunk_count: 20,

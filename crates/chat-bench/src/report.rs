@@ -189,10 +189,21 @@ impl Results {
                             "Added TTFT p99 ({} streams, {})",
                             level.streams, level.shape
                         ),
-                        measured: format!(
-                            "{:.0} µs (p50 {:.0} µs; {} errors)",
-                            level.added_p99_us, level.added_p50_us, level.errors
-                        ),
+                        measured: if level.trials_added_p99_us.len() > 1 {
+                            format!(
+                                "{:.0} µs (p50 {:.0} µs; median of {} trials: {}; {} errors)",
+                                level.added_p99_us,
+                                level.added_p50_us,
+                                level.trials_added_p99_us.len(),
+                                list_us(&level.trials_added_p99_us),
+                                level.errors
+                            )
+                        } else {
+                            format!(
+                                "{:.0} µs (p50 {:.0} µs; {} errors)",
+                                level.added_p99_us, level.added_p50_us, level.errors
+                            )
+                        },
                         target: if judged {
                             "≤ 1 ms".to_owned()
                         } else {
@@ -247,11 +258,7 @@ impl Results {
                         c.added_p99_us,
                         c.added_p50_us,
                         c.trials_added_p99_us.len(),
-                        c.trials_added_p99_us
-                            .iter()
-                            .map(|v| format!("{v:.0}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        list_us(&c.trials_added_p99_us)
                     ),
                     target: "≤ 250 µs".to_owned(),
                     verdict: Verdict::of(c.added_p99_us <= CHUNK_TARGET_US && c.errors == 0),
@@ -552,6 +559,15 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / 1_048_576.0
 }
 
+/// Values in µs, rounded, comma-separated (the trials of a median).
+fn list_us(values: &[f64]) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -638,6 +654,7 @@ mod tests {
             server_cpu_us_per_reply: Some(640.0),
             added_p50_us: 500.0,
             added_p99_us: 800.0,
+            trials_added_p99_us: vec![800.0],
             errors: 0,
             first_error: None,
             bare_proxy: Some(bare_proxy),
@@ -683,6 +700,39 @@ mod tests {
             ttft_verdicts(steady_100(failed)),
             vec![(chatbox, Verdict::Pass), (floor, Verdict::NotMeasured)]
         );
+    }
+
+    #[test]
+    fn a_ttft_median_is_judged_and_shown_with_every_trial() {
+        let floor = Err("not started".to_owned());
+        let mut level = steady_100(floor.clone());
+        level.added_p99_us = 1_200.0;
+        level.trials_added_p99_us = vec![3_000.0, 700.0, 1_200.0, 900.0, 2_000.0];
+        let mut r = results();
+        r.ttft = Ok(vec![level]);
+        r.judge();
+        let row = r
+            .checks
+            .iter()
+            .find(|c| c.measurement == "Added TTFT p99 (100 streams, steady)")
+            .unwrap();
+        assert_eq!(
+            row.measured,
+            "1200 µs (p50 500 µs; median of 5 trials: 3000, 700, 1200, 900, 2000; 0 errors)"
+        );
+        assert_eq!(
+            row.verdict,
+            Verdict::Fail,
+            "judged on the median, not the best trial"
+        );
+        // One trial (the smoke run): no list.
+        let mut r = results();
+        r.ttft = Ok(vec![steady_100(floor)]);
+        r.judge();
+        assert!(r
+            .checks
+            .iter()
+            .any(|c| c.measured == "800 µs (p50 500 µs; 0 errors)"));
     }
 
     fn soak(idle: u64, warm_idle: u64, after: u64) -> SoakResult {

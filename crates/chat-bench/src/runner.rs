@@ -116,6 +116,7 @@ pub async fn run(options: &RunOptions) -> Result<Results, BenchError> {
                 &fake.openai_endpoint(),
                 &plan.ttft_levels,
                 plan.ttft_rounds,
+                plan.ttft_trials,
                 PACED_CHUNK_DELAY * u32::try_from(plan.ttft_chunks).unwrap_or(u32::MAX),
                 &pacer,
             )

@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::chatbox::ChatboxServer;
 use crate::histogram::Summary;
 use crate::pacer::Pacer;
-use crate::scenarios::{added_us, chat_round, direct_round, open_all, Stamps, Start};
+use crate::scenarios::{self, added_us, chat_round, direct_round, open_all, Stamps, Start};
 use crate::BenchError;
 
 /// The per-chunk latency measurement.
@@ -90,15 +90,10 @@ pub async fn run_trials(
 
 /// The trial with the median steady added p99 (the upper one of an even count),
 /// carrying every trial's value in run order and the errors of all of them.
-fn median_trial(mut results: Vec<ChunkResult>) -> Option<ChunkResult> {
-    let all: Vec<f64> = results.iter().map(|r| r.added_p99_us).collect();
+fn median_trial(results: Vec<ChunkResult>) -> Option<ChunkResult> {
     let errors: usize = results.iter().map(|r| r.errors).sum();
     let first_error = results.iter().find_map(|r| r.first_error.clone());
-    results.sort_by(|a, b| a.added_p99_us.total_cmp(&b.added_p99_us));
-    if results.is_empty() {
-        return None;
-    }
-    let mut median = results.swap_remove(results.len() / 2);
+    let (mut median, all) = scenarios::median_trial(results, |r| r.added_p99_us)?;
     median.trials_added_p99_us = all;
     median.errors = errors;
     median.first_error = first_error;

@@ -63,6 +63,21 @@ pub async fn open_all(
     }
 }
 
+/// Of trials run one after the other, the one whose `key` is the median (the upper one
+/// of an even count), with every trial's key in run order; `None` without trials.
+/// On the shared 2-core machine a tail percentile swings several-fold from one trial
+/// to the next (one scheduling hiccup of a few milliseconds moves it), so the
+/// latency measurements judge the median trial, not one draw.
+pub fn median_trial<T>(mut trials: Vec<T>, key: impl Fn(&T) -> f64) -> Option<(T, Vec<f64>)> {
+    let all: Vec<f64> = trials.iter().map(&key).collect();
+    trials.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    if trials.is_empty() {
+        return None;
+    }
+    let median = trials.swap_remove(trials.len() / 2);
+    Some((median, all))
+}
+
 /// `b − a` in microseconds, as a signed value (added latency can be negative
 /// within noise).
 pub fn added_us(through_us: f64, direct_us: f64) -> f64 {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 use crate::clock::now_ns;
-use crate::scenarios::{chat_round, open_all, Stamps, Start};
+use crate::scenarios::{self, chat_round, open_all, Stamps, Start};
 use crate::BenchError;
 
 /// Chunks delivered in one measurement.
@@ -72,9 +72,7 @@ impl RelayResult {
         rounds: usize,
         trials: Vec<RelayTrial>,
     ) -> Option<Self> {
-        let mut by_ratio: Vec<RelayTrial> = trials.clone();
-        by_ratio.sort_by(|a, b| a.ratio.total_cmp(&b.ratio));
-        let median = *by_ratio.get(by_ratio.len() / 2)?;
+        let (median, _) = scenarios::median_trial(trials.clone(), |t| t.ratio)?;
         Some(Self {
             clients,
             chunks_per_request,

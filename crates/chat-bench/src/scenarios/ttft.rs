@@ -40,7 +40,7 @@ use crate::histogram::{Latencies, Summary};
 use crate::pacer::Pacer;
 use crate::process::ChildServer;
 use crate::scenarios::{
-    added_us, chat_round, direct_round, open_all, record_ttft, Round, Stamps, Start,
+    self, added_us, chat_round, direct_round, open_all, record_ttft, Round, Stamps, Start,
 };
 use crate::BenchError;
 
@@ -139,7 +139,10 @@ pub struct TtftLevel {
     pub added_p50_us: f64,
     /// through.p99 − direct.p99.
     pub added_p99_us: f64,
-    /// Replies that failed (either path).
+    /// The added p99 of every trial, in run order (steady: this row is the trial with
+    /// the median of these; burst: one trial).
+    pub trials_added_p99_us: Vec<f64>,
+    /// Replies that failed (either path, every trial).
     pub errors: usize,
     /// The first failure, if any.
     pub first_error: Option<String>,
@@ -150,13 +153,17 @@ pub struct TtftLevel {
 
 /// Measures each level, steady then burst; the fake provider behind `server` (and
 /// `proxy`, or why it did not start) is at `endpoint` and takes about `reply` to
-/// stream one reply.
+/// stream one reply. The steady shape runs `trials` times in a row (direct, chatbox,
+/// bare proxy each time); the trial with the median added p99 is reported
+/// ([`median_level`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     server: &ChatboxServer,
     proxy: Result<&ChildServer, &str>,
     endpoint: &str,
     levels: &[usize],
     rounds: usize,
+    trials: usize,
     reply: Duration,
     pacer: &Pacer,
 ) -> Result<Vec<TtftLevel>, BenchError> {
@@ -164,43 +171,85 @@ pub async fn run(
     let mut out = Vec::new();
     for &streams in levels {
         let load = SteadyLoad::new(streams, rounds, reply, pacer);
-        let (direct, mut errors) = load.direct(&http, endpoint).await?;
-        let chatbox = load.through(server, "ttft-steady").await?;
-        let floor = match proxy {
-            Ok(proxy) => load
-                .through(proxy, "ttft-proxy")
-                .await
-                .map_err(|e| format!("the bare proxy: {e}")),
-            Err(e) => Err(e.to_owned()),
-        };
-        errors.extend(chatbox.errors);
-        let mut row = level(
-            streams,
-            Shape::Steady,
-            rounds,
-            &chatbox.latencies,
-            &direct,
-            errors,
-        );
-        row.server_cpu_us_per_reply = chatbox.cpu_us_per_reply;
-        row.bare_proxy = Some(floor.map(|floor| ProxyFloor::new(&floor, &direct)));
-        match &row.bare_proxy {
-            Some(Ok(f)) => println!(
-                "    server CPU {} per reply; bare proxy: through p50 {:.0} µs p99 {:.0} µs, CPU {} per reply",
-                cpu_text(row.server_cpu_us_per_reply),
-                f.through.p50_us,
-                f.through.p99_us,
-                cpu_text(f.cpu_us_per_reply)
-            ),
-            _ => println!(
-                "    server CPU {} per reply; bare proxy not measured",
-                cpu_text(row.server_cpu_us_per_reply)
-            ),
+        let mut steady = Vec::with_capacity(trials.max(1));
+        for trial in 0..trials.max(1) {
+            steady.push(steady_trial(&load, server, proxy, &http, endpoint, trial).await?);
+        }
+        let row = median_level(steady)
+            .ok_or_else(|| BenchError::Process("no steady TTFT trial ran".to_owned()))?;
+        if trials > 1 {
+            println!(
+                "  ttft @{streams} steady: median of {} trials, added p99 {:.0} µs",
+                row.trials_added_p99_us.len(),
+                row.added_p99_us
+            );
         }
         out.push(row);
         out.push(burst(server, &http, endpoint, streams, rounds).await?);
     }
     Ok(out)
+}
+
+/// One trial of the steady shape: direct, through chatbox, through the bare proxy,
+/// each with its warm-up; trial `trial`'s streams are users of their own, so they
+/// open new conversations as the first trial's do.
+async fn steady_trial(
+    load: &SteadyLoad<'_>,
+    server: &ChatboxServer,
+    proxy: Result<&ChildServer, &str>,
+    http: &reqwest::Client,
+    endpoint: &str,
+    trial: usize,
+) -> Result<TtftLevel, BenchError> {
+    let (direct, mut errors) = load.direct(http, endpoint).await?;
+    let chatbox = load
+        .through(server, &format!("ttft-steady-{trial}"))
+        .await?;
+    let floor = match proxy {
+        Ok(proxy) => load
+            .through(proxy, &format!("ttft-proxy-{trial}"))
+            .await
+            .map_err(|e| format!("the bare proxy: {e}")),
+        Err(e) => Err(e.to_owned()),
+    };
+    errors.extend(chatbox.errors);
+    let mut row = level(
+        load.streams,
+        Shape::Steady,
+        load.messages,
+        &chatbox.latencies,
+        &direct,
+        errors,
+    );
+    row.server_cpu_us_per_reply = chatbox.cpu_us_per_reply;
+    row.bare_proxy = Some(floor.map(|floor| ProxyFloor::new(&floor, &direct)));
+    match &row.bare_proxy {
+        Some(Ok(f)) => println!(
+            "    server CPU {} per reply; bare proxy: through p50 {:.0} µs p99 {:.0} µs, CPU {} per reply",
+            cpu_text(row.server_cpu_us_per_reply),
+            f.through.p50_us,
+            f.through.p99_us,
+            cpu_text(f.cpu_us_per_reply)
+        ),
+        _ => println!(
+            "    server CPU {} per reply; bare proxy not measured",
+            cpu_text(row.server_cpu_us_per_reply)
+        ),
+    }
+    Ok(row)
+}
+
+/// The steady trial with the median added p99 (its own through, direct, CPU and
+/// floor), carrying every trial's added p99 in run order and the errors of all of
+/// them.
+fn median_level(trials: Vec<TtftLevel>) -> Option<TtftLevel> {
+    let errors: usize = trials.iter().map(|t| t.errors).sum();
+    let first_error = trials.iter().find_map(|t| t.first_error.clone());
+    let (mut median, all) = scenarios::median_trial(trials, |t| t.added_p99_us)?;
+    median.trials_added_p99_us = all;
+    median.errors = errors;
+    median.first_error = first_error;
+    Some(median)
 }
 
 impl ProxyFloor {
@@ -389,6 +438,7 @@ fn level(
         server_cpu_us_per_reply: None,
         added_p50_us: added_us(t.p50_us, d.p50_us),
         added_p99_us: added_us(t.p99_us, d.p99_us),
+        trials_added_p99_us: vec![added_us(t.p99_us, d.p99_us)],
         errors: errors.len(),
         first_error: errors.into_iter().next(),
         bare_proxy: None,
@@ -443,6 +493,52 @@ async fn burst(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn steady_trial_row(added_p99_us: f64, errors: Vec<String>) -> TtftLevel {
+        let latencies = |us: u64| {
+            let mut l = Latencies::new().unwrap();
+            l.record_ns(us * 1_000);
+            l
+        };
+        let mut row = level(
+            100,
+            Shape::Steady,
+            5,
+            &latencies(1_000 + added_p99_us as u64),
+            &latencies(1_000),
+            errors,
+        );
+        row.server_cpu_us_per_reply = Some(added_p99_us);
+        row
+    }
+
+    #[test]
+    fn the_median_steady_trial_is_reported_with_every_trial_and_all_errors() {
+        let picked = median_level(vec![
+            steady_trial_row(3_000.0, Vec::new()),
+            steady_trial_row(700.0, vec!["first".to_owned()]),
+            steady_trial_row(1_200.0, Vec::new()),
+            steady_trial_row(900.0, Vec::new()),
+            steady_trial_row(2_000.0, vec!["second".to_owned(), "third".to_owned()]),
+        ])
+        .unwrap();
+        let near = |a: f64, b: f64| (a - b).abs() <= b * 0.01;
+        assert!(
+            near(picked.added_p99_us, 1_200.0),
+            "{}",
+            picked.added_p99_us
+        );
+        // The median trial's own figures travel with it.
+        assert_eq!(picked.server_cpu_us_per_reply, Some(1_200.0));
+        let trials = &picked.trials_added_p99_us;
+        assert_eq!(trials.len(), 5);
+        for (got, want) in trials.iter().zip([3_000.0, 700.0, 1_200.0, 900.0, 2_000.0]) {
+            assert!(near(*got, want), "{trials:?}");
+        }
+        assert_eq!(picked.errors, 3);
+        assert_eq!(picked.first_error.as_deref(), Some("first"));
+        assert!(median_level(Vec::new()).is_none());
+    }
 
     #[test]
     fn cpu_per_reply_is_only_reported_when_proc_ticks_can_resolve_it() {
