@@ -277,29 +277,14 @@ pub trait SessionStore: Send + Sync {
     /// What a finished AI reply changes, as **one** write: appends `reply` (as
     /// [`Self::append_message`]) and, when the reply completed, sets the statistics it
     /// brought the session to (as [`Self::update_stats`]). Backends make it one
-    /// transaction or one update, so a reply costs one commit instead of two
-    /// (docs/BENCHMARKS.md); this default is the two writes in order.
+    /// transaction or one update, so a reply costs one write instead of two
+    /// (docs/BENCHMARKS.md, eighth pass). Refused as a whole for an unknown session.
     async fn append_reply(
         &self,
         id: &str,
         reply: &StoredMessage,
         stats: Option<UsageStats>,
-    ) -> Result<(), StoreError> {
-        self.append_message(id, reply).await?;
-        match stats {
-            Some(s) => {
-                self.update_stats(
-                    id,
-                    s.total_tokens,
-                    s.max_response_time_ms,
-                    s.avg_response_time_ms,
-                    s.response_count,
-                )
-                .await
-            }
-            None => Ok(()),
-        }
-    }
+    ) -> Result<(), StoreError>;
 
     /// Sets the assisting admin (`None` = no admin assists; `adminAssisted` follows).
     async fn update_assistance<'a>(
