@@ -10,7 +10,8 @@
 //! ([`scenarios`]), the load sizes of the smoke and full runs ([`plan`]) and the
 //! results with their targets ([`report`]). Every loop is bounded by a count or a
 //! deadline, randomness comes from a fixed seed, and every child process is killed
-//! when its handle is dropped, so a run always stops by itself. It does not own any
+//! when its handle is dropped, so a run always stops by itself, and a run stopped by
+//! SIGINT or SIGTERM drops them too ([`interrupt`]). It does not own any
 //! server behaviour: it only measures the binaries the workspace builds.
 
 pub mod chatbox;
@@ -20,6 +21,7 @@ pub mod direct;
 pub mod echo;
 pub mod error;
 pub mod histogram;
+pub mod interrupt;
 pub mod pacer;
 pub mod plan;
 pub mod process;

@@ -106,7 +106,19 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(chat_bench::run(&options)) {
+            let finished =
+                runtime.block_on(chat_bench::interrupt::or_signal(chat_bench::run(&options)));
+            let run = match finished {
+                Ok(run) => run,
+                Err(signal) => {
+                    eprintln!(
+                        "chat-bench: stopped by {}; the servers it started were stopped",
+                        signal.name()
+                    );
+                    return ExitCode::from(signal.exit_code());
+                }
+            };
+            match run {
                 Ok(results) => {
                     println!();
                     println!(
