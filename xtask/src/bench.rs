@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::run::{cargo, step, workspace_root};
+use crate::run::{cargo, step, step_with_lifeline, workspace_root};
 
 /// Open-files limit asked for: 50 000 sockets need that many descriptors in the
 /// load generator and as many in the server (its child, which inherits the limit).
@@ -36,7 +36,8 @@ pub fn raise_limit_script() -> String {
     )
 }
 
-/// The command that runs the benchmarks with the release binaries.
+/// The command that runs the benchmarks with the release binaries; `chat-bench`
+/// stops when its standard input closes, which [`run`] holds open as a lifeline.
 pub fn bench_command(options: BenchOptions) -> Command {
     let release = target_dir().join("release");
     let mut cmd = Command::new("sh");
@@ -48,7 +49,8 @@ pub fn bench_command(options: BenchOptions) -> Command {
         .arg("--server")
         .arg(release.join("chat-server"))
         .arg("--out")
-        .arg(target_dir().join("bench"));
+        .arg(target_dir().join("bench"))
+        .arg("--stop-when-stdin-closes");
     if options.smoke {
         cmd.arg("--smoke");
     }
@@ -74,7 +76,7 @@ pub fn run(options: BenchOptions) -> anyhow::Result<()> {
     } else {
         "Benchmarks (full run, ~15-20 minutes)"
     };
-    step(title, &mut bench_command(options))
+    step_with_lifeline(title, &mut bench_command(options))
 }
 
 #[cfg(test)]
@@ -109,5 +111,6 @@ mod tests {
         assert!(args.ends_with(&["--smoke".to_owned()]));
         assert!(args.iter().any(|a| a.ends_with("chat-server")));
         assert!(args.iter().any(|a| a.ends_with("bench")));
+        assert!(args.contains(&"--stop-when-stdin-closes".to_owned()));
     }
 }

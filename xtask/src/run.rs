@@ -2,7 +2,7 @@
 //! through, with a heading and its duration, and whose failure stops the task.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -63,11 +63,35 @@ pub fn has_program(program: &str, args: &[&str]) -> bool {
 
 /// Runs one step, printing a heading and its duration; fails the task on a non-zero exit.
 pub fn step(title: &str, cmd: &mut Command) -> anyhow::Result<()> {
+    timed(title, || {
+        cmd.status()
+            .with_context(|| format!("cannot start: {cmd:?}"))
+    })
+}
+
+/// [`step`] for a child that watches its standard input as a lifeline (`chat-bench
+/// run --stop-when-stdin-closes`): its stdin is a pipe whose write end this process
+/// holds, unwritten, until the child exits. However xtask ends — SIGTERM or SIGKILL
+/// included, which it does not handle — the kernel closes that end, the child reads
+/// end of file and stops with everything it started.
+pub fn step_with_lifeline(title: &str, cmd: &mut Command) -> anyhow::Result<()> {
+    timed(title, || {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start: {cmd:?}"))?;
+        // `Child::wait` closes the child's stdin first; keep it open until the end.
+        let lifeline = child.stdin.take();
+        let status = child.wait().context("waiting for the step")?;
+        drop(lifeline);
+        Ok(status)
+    })
+}
+
+fn timed(title: &str, run: impl FnOnce() -> anyhow::Result<ExitStatus>) -> anyhow::Result<()> {
     println!("\n==> {title}");
     let start = Instant::now();
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start: {cmd:?}"))?;
+    let status = run()?;
     let secs = start.elapsed().as_secs_f64();
     if !status.success() {
         bail!("step failed after {secs:.1}s: {title} ({status})");
@@ -79,6 +103,20 @@ pub fn step(title: &str, cmd: &mut Command) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lifeline_step_sees_an_open_pipe_until_it_ends() {
+        // `cat` returns at once on a closed or null stdin; on the held pipe it blocks
+        // until `timeout` stops it (exit 124).
+        step_with_lifeline(
+            "lifeline",
+            Command::new("sh")
+                .arg("-c")
+                .arg("test -p /dev/stdin && { timeout 0.3 cat; test $? -eq 124; }"),
+        )
+        .unwrap();
+        assert!(step_with_lifeline("fails", &mut Command::new("false")).is_err());
+    }
 
     #[test]
     fn nested_cargo_does_not_inherit_what_cargo_run_set_for_xtask() {

@@ -38,6 +38,11 @@ enum Command {
         /// Soak with this many clients instead of the plan's.
         #[arg(long)]
         soak_clients: Option<usize>,
+        /// Stop the run, and every server it started, when standard input (a pipe
+        /// the parent holds) reaches end of file: the parent is gone, however it
+        /// ended. `cargo xtask bench` passes it.
+        #[arg(long)]
+        stop_when_stdin_closes: bool,
     },
     /// Serve the bare tokio-tungstenite baseline until standard input closes.
     EchoServer {
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
             only,
             soak_secs,
             soak_clients,
+            stop_when_stdin_closes,
         } => {
             let mut plan = if smoke {
                 chat_bench::Plan::smoke()
@@ -106,8 +112,10 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let finished =
-                runtime.block_on(chat_bench::interrupt::or_signal(chat_bench::run(&options)));
+            let finished = runtime.block_on(chat_bench::interrupt::or_interrupted(
+                chat_bench::run(&options),
+                stop_when_stdin_closes,
+            ));
             let run = match finished {
                 Ok(run) => run,
                 Err(signal) => {

@@ -1,4 +1,5 @@
-//! `chat-bench` stopped by a signal stops the server it started (`src/interrupt.rs`).
+//! `chat-bench` stopped by a signal, or by the end of the standard input it was told to
+//! watch, stops the server it started (`src/interrupt.rs`).
 //!
 //! The "server" here is a shell script that records its process id and then waits
 //! without ever printing `listening on`, so the run is still starting it when the
@@ -66,23 +67,31 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn start_bench(server: &Path, out: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_chat-bench"))
-        .args(["run", "--smoke", "--only", "idle", "--server"])
+/// `chat-bench run` against `server`; with `lifeline`, told to watch its standard
+/// input, a pipe the test holds (`bench.stdin`).
+fn start_bench(server: &Path, out: &Path, lifeline: bool) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-bench"));
+    cmd.args(["run", "--smoke", "--only", "idle", "--server"])
         .arg(server)
         .arg("--out")
         .arg(out)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        .stderr(Stdio::piped());
+    if lifeline {
+        cmd.arg("--stop-when-stdin-closes").stdin(Stdio::piped());
+    } else {
+        cmd.stdin(Stdio::null());
+    }
+    cmd.spawn().unwrap()
 }
 
-fn stopped_by(signal: &str, expected_code: i32) {
+/// Starts a run against the stand-in server, stops it with `stop` once the stand-in
+/// is up, and checks the exit code, the message and that the stand-in is gone.
+fn stopped_by(lifeline: bool, stop: impl FnOnce(&mut Child), expected_code: i32, why: &str) {
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("server.pid");
     let server = fake_server(dir.path(), &pid_file);
-    let mut bench = start_bench(&server, &dir.path().join("out"));
+    let mut bench = start_bench(&server, &dir.path().join("out"), lifeline);
 
     let server_pid: u32 = wait_for("the server to start", || {
         std::fs::read_to_string(&pid_file)
@@ -92,12 +101,7 @@ fn stopped_by(signal: &str, expected_code: i32) {
     let _cleanup = KillOnDrop(server_pid);
     assert!(alive(server_pid));
 
-    let sent = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(bench.id().to_string())
-        .status()
-        .unwrap();
-    assert!(sent.success(), "kill -{signal} failed");
+    stop(&mut bench);
 
     let status = wait_for("chat-bench to exit", || bench.try_wait().unwrap());
     let mut stderr = String::new();
@@ -105,10 +109,10 @@ fn stopped_by(signal: &str, expected_code: i32) {
     assert_eq!(
         status.code(),
         Some(expected_code),
-        "chat-bench should exit with the shell's code for {signal}: {status}; stderr: {stderr}"
+        "chat-bench stopped by {why}: {status}; stderr: {stderr}"
     );
     assert!(
-        stderr.contains(&format!("stopped by SIG{signal}")),
+        stderr.contains(&format!("stopped by {why}")),
         "stderr: {stderr}"
     );
     wait_for("the server to be gone", || {
@@ -116,12 +120,51 @@ fn stopped_by(signal: &str, expected_code: i32) {
     });
 }
 
+fn signal(signal: &'static str) -> impl FnOnce(&mut Child) {
+    move |bench| {
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(bench.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{signal} failed");
+    }
+}
+
 #[test]
 fn sigterm_stops_the_run_and_the_server_it_started() {
-    stopped_by("TERM", 143);
+    stopped_by(false, signal("TERM"), 143, "SIGTERM");
 }
 
 #[test]
 fn sigint_stops_the_run_and_the_server_it_started() {
-    stopped_by("INT", 130);
+    stopped_by(false, signal("INT"), 130, "SIGINT");
+}
+
+#[test]
+fn a_closed_lifeline_stops_the_run_and_the_server_it_started() {
+    // What happens when the parent holding the pipe (`cargo xtask bench`) ends,
+    // however it ends: the kernel closes its end.
+    stopped_by(
+        true,
+        |bench| drop(bench.stdin.take().unwrap()),
+        129,
+        "the end of its standard input",
+    );
+}
+
+#[test]
+fn a_run_that_ends_by_itself_exits_while_the_lifeline_is_held() {
+    // The watch must not keep the process alive after the run: a server that cannot
+    // start fails the phase, and chat-bench exits (not measured: failure) although
+    // its standard input is still open.
+    let dir = tempfile::tempdir().unwrap();
+    let mut bench = start_bench(
+        &dir.path().join("no-such-server"),
+        &dir.path().join("out"),
+        true,
+    );
+    let status = wait_for("chat-bench to exit", || bench.try_wait().unwrap());
+    assert_eq!(status.code(), Some(1), "{status}");
+    drop(bench.stdin.take());
 }
