@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -17,6 +18,20 @@ use crate::BenchError;
 
 /// One client connection.
 pub type Ws = WebSocketStream<TcpStream>;
+
+/// Read buffer of every WebSocket the harness opens or accepts (its clients and the
+/// bare baselines). tungstenite zero-fills the free part of its read buffer, up to
+/// this size, before every read of the socket — a read that finds nothing included —
+/// and its default is 128 KiB: at 100 streams the load generator spent 17 % of its CPU
+/// in that `memset` (a `perf` profile, tenth pass of docs/BENCHMARKS.md), CPU taken
+/// from the same two cores the server is measured on. 8 KiB still takes a relay burst
+/// of ~80 small frames per read; a larger frame grows the buffer on demand.
+pub const READ_BUFFER_SIZE: usize = 8 * 1024;
+
+/// The harness's WebSocket configuration: tungstenite's defaults but the read buffer.
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(READ_BUFFER_SIZE)
+}
 
 /// Source addresses used round-robin (all of 127/8 is loopback): each gives its own
 /// ~28 000 ephemeral ports, so 50 000 sockets to one server port fit.
@@ -33,9 +48,12 @@ pub async fn connect(addr: SocketAddr, path: &str, n: usize) -> Result<Ws, Bench
     let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
     let url = format!("ws://{addr}{path}");
-    let (ws, _) = tokio::time::timeout(FRAME_TIMEOUT, tokio_tungstenite::client_async(url, stream))
-        .await
-        .map_err(|_| BenchError::Timeout("websocket handshake".to_owned()))??;
+    let (ws, _) = tokio::time::timeout(
+        FRAME_TIMEOUT,
+        tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config())),
+    )
+    .await
+    .map_err(|_| BenchError::Timeout("websocket handshake".to_owned()))??;
     Ok(ws)
 }
 

@@ -104,7 +104,9 @@ async fn connection(stream: TcpStream, stop: CancellationToken, upstream: Option
     if stream.set_nodelay(true).is_err() {
         return;
     }
-    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+    let Ok(mut ws) =
+        tokio_tungstenite::accept_async_with_config(stream, Some(crate::client::ws_config())).await
+    else {
         return;
     };
     let status = frame("connection_status", "", None);
@@ -247,6 +249,34 @@ mod tests {
             assert_eq!(texts, ["Hel", "lo ", "there"]);
             assert_eq!(reply.chunks, 3);
         }
+        drop(ws);
+        stop.cancel();
+        server.await.unwrap();
+        fake.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn frames_larger_than_the_read_buffer_arrive_whole() {
+        // The harness reads with a small buffer (`client::READ_BUFFER_SIZE`); a frame
+        // larger than it must still arrive whole, on both sides of the socket.
+        let big = "x".repeat(crate::client::READ_BUFFER_SIZE * 12 + 7);
+        let script = chat_testkit::fake_llm::Script::reply(["a", big.as_str(), "b"]);
+        let fake = chat_testkit::fake_llm::FakeLlmServer::start(script)
+            .await
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let upstream = Upstream::new(&fake.openai_endpoint()).unwrap();
+        let server = tokio::spawn(serve(listener, stop.clone(), Some(upstream)));
+        let mut ws = connect_chat(addr, "/", 0).await.unwrap();
+        let long_message = "y".repeat(crate::client::READ_BUFFER_SIZE * 3);
+        let mut texts = Vec::new();
+        let reply = chat(&mut ws, &long_message, |_, t| texts.push(t.to_owned()))
+            .await
+            .unwrap();
+        assert_eq!(reply.chunks, 3);
+        assert_eq!(texts, ["a", big.as_str(), "b"]);
         drop(ws);
         stop.cancel();
         server.await.unwrap();

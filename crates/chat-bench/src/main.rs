@@ -6,6 +6,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// jemalloc, like the server, instead of glibc malloc: the harness's clients, its fake
+/// providers and the bare baselines allocate on one worker and free on another all
+/// the time, and glibc's per-arena locks made the load generator block on `malloc`
+/// (1 100 futex waits a second at 100 streams, 63 % of its futex calls) — stalls of
+/// the measuring side that landed in both the direct and the through latencies.
+/// See docs/BENCHMARKS.md (tenth pass).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// chatbox benchmarks: measures the real `chat-server` on loopback.
 #[derive(Debug, Parser)]
 #[command(name = "chat-bench")]
