@@ -229,18 +229,46 @@ mod tests {
         server.await.unwrap();
     }
 
+    /// The bare proxy in front of a fake provider playing `script`, on loopback.
+    struct Proxy {
+        fake: chat_testkit::fake_llm::FakeLlmHandle,
+        addr: std::net::SocketAddr,
+        stop: CancellationToken,
+        server: tokio::task::JoinHandle<()>,
+    }
+
+    impl Proxy {
+        async fn start(script: chat_testkit::fake_llm::Script) -> Self {
+            let fake = chat_testkit::fake_llm::FakeLlmServer::start(script)
+                .await
+                .unwrap();
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let stop = CancellationToken::new();
+            let upstream = Upstream::new(&fake.openai_endpoint()).unwrap();
+            let server = tokio::spawn(serve(listener, stop.clone(), Some(upstream)));
+            Self {
+                fake,
+                addr,
+                stop,
+                server,
+            }
+        }
+
+        async fn stop(self) {
+            self.stop.cancel();
+            self.server.await.unwrap();
+            self.fake.shutdown().await;
+        }
+    }
+
     #[tokio::test]
     async fn the_bare_proxy_relays_the_providers_reply_delta_by_delta() {
-        let script = chat_testkit::fake_llm::Script::reply(["Hel", "lo ", "there"]);
-        let fake = chat_testkit::fake_llm::FakeLlmServer::start(script)
-            .await
-            .unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = CancellationToken::new();
-        let upstream = Upstream::new(&fake.openai_endpoint()).unwrap();
-        let server = tokio::spawn(serve(listener, stop.clone(), Some(upstream)));
-        let mut ws = connect_chat(addr, "/", 0).await.unwrap();
+        let proxy = Proxy::start(chat_testkit::fake_llm::Script::reply([
+            "Hel", "lo ", "there",
+        ]))
+        .await;
+        let mut ws = connect_chat(proxy.addr, "/", 0).await.unwrap();
         for _ in 0..2 {
             let mut texts = Vec::new();
             let reply = chat(&mut ws, "hi", |_, t| texts.push(t.to_owned()))
@@ -250,9 +278,7 @@ mod tests {
             assert_eq!(reply.chunks, 3);
         }
         drop(ws);
-        stop.cancel();
-        server.await.unwrap();
-        fake.shutdown().await;
+        proxy.stop().await;
     }
 
     #[tokio::test]
@@ -260,16 +286,13 @@ mod tests {
         // The harness reads with a small buffer (`client::READ_BUFFER_SIZE`); a frame
         // larger than it must still arrive whole, on both sides of the socket.
         let big = "x".repeat(crate::client::READ_BUFFER_SIZE * 12 + 7);
-        let script = chat_testkit::fake_llm::Script::reply(["a", big.as_str(), "b"]);
-        let fake = chat_testkit::fake_llm::FakeLlmServer::start(script)
-            .await
-            .unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = CancellationToken::new();
-        let upstream = Upstream::new(&fake.openai_endpoint()).unwrap();
-        let server = tokio::spawn(serve(listener, stop.clone(), Some(upstream)));
-        let mut ws = connect_chat(addr, "/", 0).await.unwrap();
+        let proxy = Proxy::start(chat_testkit::fake_llm::Script::reply([
+            "a",
+            big.as_str(),
+            "b",
+        ]))
+        .await;
+        let mut ws = connect_chat(proxy.addr, "/", 0).await.unwrap();
         let long_message = "y".repeat(crate::client::READ_BUFFER_SIZE * 3);
         let mut texts = Vec::new();
         let reply = chat(&mut ws, &long_message, |_, t| texts.push(t.to_owned()))
@@ -278,8 +301,6 @@ mod tests {
         assert_eq!(reply.chunks, 3);
         assert_eq!(texts, ["a", big.as_str(), "b"]);
         drop(ws);
-        stop.cancel();
-        server.await.unwrap();
-        fake.shutdown().await;
+        proxy.stop().await;
     }
 }
