@@ -299,6 +299,25 @@ impl Results {
             }),
             Err(e) => checks.push(not_measured("Relay throughput", e)),
         }
+        if let Ok(r) = &self.relay {
+            let measured = match (r.floor, r.floor_ratio, &r.floor_error) {
+                (Some(floor), Some(ratio), _) => format!(
+                    "{:.0} chunks/s = {:.2}× the baseline (chatbox {:.2}×), in the median trial",
+                    floor.chunks_per_s, ratio, r.ratio
+                ),
+                (_, _, Some(e)) => format!("not measured: {e}"),
+                _ => "not measured".to_owned(),
+            };
+            checks.push(Check {
+                measurement: format!(
+                    "Relay throughput of the bare proxy ({} clients): the floor",
+                    r.clients
+                ),
+                measured,
+                target: "—".to_owned(),
+                verdict: Verdict::Info,
+            });
+        }
         match &self.soak {
             Ok(s) => {
                 checks.push(Check {
@@ -605,7 +624,7 @@ mod tests {
                 10,
                 100,
                 1,
-                vec![RelayTrial::new(delivery(40.0), delivery(100.0))],
+                vec![RelayTrial::new(delivery(40.0), delivery(100.0)).with_floor(delivery(55.0))],
             )
             .unwrap()),
             soak: Err("skipped".to_owned()),
@@ -627,6 +646,8 @@ mod tests {
                 Verdict::NotMeasured,
                 Verdict::NotMeasured,
                 Verdict::Fail,
+                // The relay's floor, beside it.
+                Verdict::Info,
                 Verdict::NotMeasured,
             ]
         );
@@ -801,6 +822,7 @@ mod tests {
         assert_eq!(json["checks"].as_array().unwrap().len(), r.checks.len());
         let md = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
         assert!(md.contains("| Relay throughput (10 clients) | 40 chunks/s vs 100 baseline = 0.40× (median of 1 alternated trials; 0.40–0.40×) | ≥ 0.5× baseline | ❌ fail |"), "{md}");
+        assert!(md.contains("| Relay throughput of the bare proxy (10 clients): the floor | 55 chunks/s = 0.55× the baseline (chatbox 0.40×), in the median trial | — | ℹ️ info |"), "{md}");
         assert!(md.contains("Note: 50000 sockets not attempted"));
     }
 }

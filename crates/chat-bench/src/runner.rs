@@ -256,8 +256,18 @@ async fn relay_phase(
             let mut command = Command::new(&options.baseline_binary);
             command.arg("echo-server");
             let echo = ChildServer::spawn(command).await?;
-            // Alternated, so that a slow moment of the shared machine hits one pair,
-            // not one side.
+            // The floor: the bare proxy relaying the same provider stream. Best
+            // effort: without it the ratio is still measured.
+            let mut command = Command::new(&options.baseline_binary);
+            command
+                .arg("echo-server")
+                .arg("--upstream")
+                .arg(fake.openai_endpoint());
+            let mut proxy = ChildServer::spawn(command)
+                .await
+                .map_err(|e| format!("the bare proxy did not start: {e}"));
+            // Alternated, so that a slow moment of the shared machine hits one
+            // trial, not one side.
             let mut trials = Vec::with_capacity(plan.throughput_trials);
             let mut failure = None;
             for _ in 0..plan.throughput_trials.max(1) {
@@ -277,11 +287,38 @@ async fn relay_phase(
                     |_| Ok("/".to_owned()),
                 )
                 .await;
+                let floor = match &proxy {
+                    Ok(proxy) => relay::deliver(
+                        proxy.addr(),
+                        plan.throughput_clients,
+                        plan.throughput_chunks,
+                        plan.throughput_rounds,
+                        |_| Ok("/".to_owned()),
+                    )
+                    .await
+                    .map_err(|e| format!("through the bare proxy: {e}")),
+                    Err(e) => Err(e.clone()),
+                };
                 match (chatbox, baseline) {
                     (Ok(chatbox), Ok(baseline)) => {
-                        let trial = relay::RelayTrial::new(chatbox, baseline);
+                        let mut trial = relay::RelayTrial::new(chatbox, baseline);
+                        let floor_text = match floor {
+                            Ok(floor) => {
+                                trial = trial.with_floor(floor);
+                                format!(
+                                    "bare proxy {:.0} chunks/s ({:.2}×)",
+                                    floor.chunks_per_s,
+                                    trial.floor_ratio.unwrap_or_default()
+                                )
+                            }
+                            Err(e) => {
+                                // Stop asking a proxy that failed once.
+                                proxy = Err(e.clone());
+                                format!("bare proxy not measured: {e}")
+                            }
+                        };
                         println!(
-                            "  relay: chatbox {:.0} chunks/s, baseline {:.0} chunks/s ({:.2}×)",
+                            "  relay: chatbox {:.0} chunks/s, baseline {:.0} chunks/s ({:.2}×); {floor_text}",
                             chatbox.chunks_per_s, baseline.chunks_per_s, trial.ratio
                         );
                         trials.push(trial);
@@ -292,6 +329,13 @@ async fn relay_phase(
                     }
                 }
             }
+            let floor_error = match proxy {
+                Ok(proxy) => {
+                    proxy.stop().await?;
+                    None
+                }
+                Err(e) => Some(e),
+            };
             echo.stop().await?;
             server.stop().await?;
             if let Some(e) = failure {
@@ -303,6 +347,10 @@ async fn relay_phase(
                 plan.throughput_rounds,
                 trials,
             )
+            .map(|mut result| {
+                result.floor_error = floor_error;
+                result
+            })
             .ok_or_else(|| BenchError::Process("no relay trial ran".to_owned()))
         },
     )

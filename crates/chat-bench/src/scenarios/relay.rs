@@ -1,5 +1,7 @@
 //! (4) Relay throughput: `ai_response` chunks per second delivered to many clients
-//! through chatbox, next to the bare tokio-tungstenite baseline ([`crate::echo`]).
+//! through chatbox, next to the bare tokio-tungstenite baseline ([`crate::echo`]), and
+//! through the bare proxy relaying the same provider stream (the floor: what any
+//! relaying gateway reaches here, reported beside the ratio, not judged).
 
 use std::net::SocketAddr;
 
@@ -22,7 +24,8 @@ pub struct Delivery {
     pub errors: usize,
 }
 
-/// One chatbox measurement and the baseline measured right after it.
+/// One chatbox measurement and the baseline measured right after it (and the floor,
+/// when the bare proxy ran).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct RelayTrial {
     /// Through chatbox (fake provider streaming without pauses).
@@ -31,6 +34,10 @@ pub struct RelayTrial {
     pub baseline: Delivery,
     /// chatbox / baseline chunks per second.
     pub ratio: f64,
+    /// Through the bare proxy relaying the same provider stream.
+    pub floor: Option<Delivery>,
+    /// floor / baseline chunks per second.
+    pub floor_ratio: Option<f64>,
 }
 
 impl RelayTrial {
@@ -40,7 +47,16 @@ impl RelayTrial {
             ratio: chatbox.chunks_per_s / baseline.chunks_per_s.max(1e-9),
             chatbox,
             baseline,
+            floor: None,
+            floor_ratio: None,
         }
+    }
+
+    /// With the bare proxy's delivery in the same trial.
+    pub fn with_floor(mut self, floor: Delivery) -> Self {
+        self.floor_ratio = Some(floor.chunks_per_s / self.baseline.chunks_per_s.max(1e-9));
+        self.floor = Some(floor);
+        self
     }
 }
 
@@ -59,7 +75,13 @@ pub struct RelayResult {
     pub baseline: Delivery,
     /// The median trial's chatbox / baseline ratio.
     pub ratio: f64,
-    /// Every trial, in the order run (chatbox, then baseline, alternated).
+    /// The bare proxy in the median trial (when it ran).
+    pub floor: Option<Delivery>,
+    /// The median trial's floor / baseline ratio.
+    pub floor_ratio: Option<f64>,
+    /// Why the floor is missing, when it is.
+    pub floor_error: Option<String>,
+    /// Every trial, in the order run (chatbox, baseline, floor, alternated).
     pub trials: Vec<RelayTrial>,
 }
 
@@ -80,6 +102,9 @@ impl RelayResult {
             chatbox: median.chatbox,
             baseline: median.baseline,
             ratio: median.ratio,
+            floor: median.floor,
+            floor_ratio: median.floor_ratio,
+            floor_error: None,
             trials,
         })
     }
@@ -179,6 +204,20 @@ mod tests {
             "{lo} {hi}"
         );
         assert_eq!(r.trials.len(), 5);
+        assert!(r.floor.is_none() && r.floor_ratio.is_none());
         assert!(RelayResult::from_trials(1, 1, 1, Vec::new()).is_none());
+    }
+
+    #[test]
+    fn the_floor_of_the_median_trial_is_reported_against_its_own_baseline() {
+        let trials = [(44.0, 100.0, 60.0), (50.0, 100.0, 70.0), (30.0, 50.0, 40.0)]
+            .into_iter()
+            .map(|(c, b, f)| RelayTrial::new(delivery(c), delivery(b)).with_floor(delivery(f)))
+            .collect();
+        let r = RelayResult::from_trials(100, 1000, 3, trials).unwrap();
+        // Ratios 0.44, 0.50, 0.60: the median trial is the second.
+        assert!((r.ratio - 0.50).abs() < 1e-9, "{}", r.ratio);
+        assert!((r.floor.unwrap().chunks_per_s - 70.0).abs() < 1e-9);
+        assert!((r.floor_ratio.unwrap() - 0.70).abs() < 1e-9);
     }
 }
