@@ -102,14 +102,7 @@ pub async fn run(options: &RunOptions) -> Result<Results, BenchError> {
             // 2-core machine more than the server does: see docs/BENCHMARKS.md.
             fake.set_default(paced(plan.ttft_chunks));
             let server = ChatboxServer::start(&chatbox).await?;
-            let mut command = Command::new(&options.baseline_binary);
-            command
-                .arg("echo-server")
-                .arg("--upstream")
-                .arg(fake.openai_endpoint());
-            let proxy = ChildServer::spawn(command)
-                .await
-                .map_err(|e| format!("the bare proxy did not start: {e}"));
+            let proxy = start_bare_proxy(options, &fake).await;
             let result = ttft::run(
                 &server,
                 proxy.as_ref().map_err(String::as_str),
@@ -258,14 +251,7 @@ async fn relay_phase(
             let echo = ChildServer::spawn(command).await?;
             // The floor: the bare proxy relaying the same provider stream. Best
             // effort: without it the ratio is still measured.
-            let mut command = Command::new(&options.baseline_binary);
-            command
-                .arg("echo-server")
-                .arg("--upstream")
-                .arg(fake.openai_endpoint());
-            let mut proxy = ChildServer::spawn(command)
-                .await
-                .map_err(|e| format!("the bare proxy did not start: {e}"));
+            let mut proxy = start_bare_proxy(options, fake).await;
             // Alternated, so that a slow moment of the shared machine hits one
             // trial, not one side.
             let mut trials = Vec::with_capacity(plan.throughput_trials);
@@ -355,6 +341,22 @@ async fn relay_phase(
         },
     )
     .await
+}
+
+/// The bare proxy (`echo-server --upstream`) in front of `fake`: the floor of the
+/// TTFT and relay measurements. An error is the reason it is missing.
+async fn start_bare_proxy(
+    options: &RunOptions,
+    fake: &FakeLlmHandle,
+) -> Result<ChildServer, String> {
+    let mut command = Command::new(&options.baseline_binary);
+    command
+        .arg("echo-server")
+        .arg("--upstream")
+        .arg(fake.openai_endpoint());
+    ChildServer::spawn(command)
+        .await
+        .map_err(|e| format!("the bare proxy did not start: {e}"))
 }
 
 /// A reply of `chunks` short words, paced by [`PACED_CHUNK_DELAY`].
