@@ -256,6 +256,16 @@ async fn relay_phase(
             // trial, not one side.
             let mut trials = Vec::with_capacity(plan.throughput_trials);
             let mut failure = None;
+            // The echo baseline and the bare proxy are driven the same way.
+            let deliver_bare = |addr| {
+                relay::deliver(
+                    addr,
+                    plan.throughput_clients,
+                    plan.throughput_chunks,
+                    plan.throughput_rounds,
+                    |_| Ok("/".to_owned()),
+                )
+            };
             for _ in 0..plan.throughput_trials.max(1) {
                 let chatbox = relay::deliver(
                     server.addr(),
@@ -265,24 +275,11 @@ async fn relay_phase(
                     |i| server.ws_path(&format!("relay-{i}")),
                 )
                 .await;
-                let baseline = relay::deliver(
-                    echo.addr(),
-                    plan.throughput_clients,
-                    plan.throughput_chunks,
-                    plan.throughput_rounds,
-                    |_| Ok("/".to_owned()),
-                )
-                .await;
+                let baseline = deliver_bare(echo.addr()).await;
                 let floor = match &proxy {
-                    Ok(proxy) => relay::deliver(
-                        proxy.addr(),
-                        plan.throughput_clients,
-                        plan.throughput_chunks,
-                        plan.throughput_rounds,
-                        |_| Ok("/".to_owned()),
-                    )
-                    .await
-                    .map_err(|e| format!("through the bare proxy: {e}")),
+                    Ok(proxy) => deliver_bare(proxy.addr())
+                        .await
+                        .map_err(|e| format!("through the bare proxy: {e}")),
                     Err(e) => Err(e.clone()),
                 };
                 match (chatbox, baseline) {

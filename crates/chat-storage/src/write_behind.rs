@@ -67,8 +67,8 @@ use crate::store::{
 /// level fell from 0.75–0.91 s to 0.18–0.27 s (the bare proxy's 0.12–0.17 s in the
 /// same runs), with 2 refusals in four runs instead of 9–12 per run, and the server's
 /// CPU per reply by about a fifth (docs/BENCHMARKS.md, eleventh pass). 256 measured
-/// the same. MongoDB sees at most its driver's
-/// connection pool of them at once; the rest wait in the driver, as they would here.
+/// the same. MongoDB sees at most its driver's connection pool of them at once; the
+/// rest wait in the driver, as they would here.
 const WORKERS: usize = 64;
 
 /// How far beyond `capacity` follow-up writes (module docs) may fill the queue, as a
