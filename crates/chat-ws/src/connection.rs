@@ -23,7 +23,9 @@
 //! - Writing: frames from the router's queue, a ping every `ping_interval`, and the
 //!   final close frame. Every frame already queued is taken at once (up to
 //!   [`WRITE_BATCH`]) and the batch is flushed with one write, so a fast stream costs
-//!   one syscall per batch rather than per frame. A socket that does not take more
+//!   one syscall per batch rather than per frame; a socket streaming faster than
+//!   a chat reply holds frames for at most [`crate::coalesce::MAX_HOLD`] so that
+//!   more share a write ([`crate::coalesce`]). A socket that does not take more
 //!   (the peer does not read) stops only the writing: the loop keeps reading, and the
 //!   router's bounded queue fills up until its slow-consumer rule fires.
 //! - Any inbound frame (data, ping, pong) proves the peer alive; after `pong_timeout`
@@ -68,6 +70,7 @@ use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
+use crate::coalesce::Coalescer;
 use crate::drain::DrainGuard;
 
 /// Text frames waiting while another one is routed. Small: a client that sends faster
@@ -168,6 +171,7 @@ async fn run(socket: WebSocket, context: ConnectionContext, guard: &DrainGuard) 
         outbound,
         ping_due: false,
         unflushed: false,
+        coalescer: Coalescer::default(),
     };
     let mut routing = Routing {
         router,
@@ -373,6 +377,8 @@ struct Io {
     ping_due: bool,
     /// Frames were handed to tungstenite since the last completed flush.
     unflushed: bool,
+    /// Whether those may wait for more (a fast stream; see [`crate::coalesce`]).
+    coalescer: Coalescer,
 }
 
 impl Io {
@@ -430,10 +436,20 @@ impl Io {
         // Flushed at once, not after a turn of the producers: waiting to fill a
         // batch would add a scheduler round to every chunk's latency. Under load the
         // queue fills by itself while the task waits to run, and all of it goes out
-        // in this one write.
+        // in this one write. Only a socket streaming faster than a chat reply does
+        // holds its frames a moment for the next ones (`coalesce`).
+        if self.unflushed && batch < WRITE_BATCH && self.coalescer.hold(std::time::Instant::now()) {
+            // Polled again after the worker's next turn of the I/O driver, whether or
+            // not more frames come (tokio's `yield_now` defers the wake-up).
+            let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
+            return Ok(());
+        }
         if self.unflushed {
             match self.socket.poll_flush_unpin(cx) {
-                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Ok(())) => {
+                    self.unflushed = false;
+                    self.coalescer.flushed(std::time::Instant::now());
+                }
                 Poll::Ready(Err(error)) => return Err(error),
                 Poll::Pending => {}
             }

@@ -24,8 +24,10 @@ use crate::state::WsState;
 /// (measured, see the crate docs).
 pub const READ_BUFFER_SIZE: usize = 1024;
 
-/// Bytes buffered before tungstenite writes to the socket. Every frame is flushed
-/// right away anyway; a small target keeps idle sockets cheap.
+/// Bytes buffered before tungstenite writes to the socket. Frames are flushed as soon
+/// as the router's queue is empty anyway (a fast stream holds them at most
+/// [`crate::coalesce::MAX_HOLD`], and never beyond this size); a small target keeps
+/// idle sockets cheap.
 pub const WRITE_BUFFER_SIZE: usize = 4 * 1024;
 
 /// Headroom of the write buffer above one frame, for frames queued while the socket

@@ -31,6 +31,7 @@
 //! Kernel socket buffers are not in the process RSS and come on top. A connection that
 //! once received a large frame keeps the grown read buffer until it closes.
 
+pub mod coalesce;
 pub mod connection;
 mod drain;
 mod error;

@@ -1014,3 +1014,38 @@ async fn a_burst_of_frames_arrives_complete_and_in_order() {
     }
     assert_open(&mut client).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_stream_is_held_back_briefly_and_ends_complete() {
+    // Frames queued one at a time, 100 µs apart: the connection flushes them one by
+    // one until it counts as streaming fast, then holds frames for the next ones
+    // (`chat_ws::coalesce`). The last frame, with nothing behind it, must still go
+    // out on its own, and none may be lost or reordered.
+    let server = Server::start(
+        Script::reply(["x"]),
+        "[websocket]\nsend_queue_capacity = 4096\n",
+    )
+    .await;
+    let mut client = server.connect("fast").await;
+    let router = server.router.clone();
+    let producer = std::thread::spawn(move || {
+        for i in 0..1_000 {
+            router.notify_user("fast", &format!("n{i}"));
+            let next = std::time::Instant::now() + std::time::Duration::from_micros(100);
+            while std::time::Instant::now() < next {
+                std::hint::spin_loop();
+            }
+        }
+    });
+    let mut seen = 0;
+    while seen < 1_000 {
+        let m = client.next_message(FRAME_TIMEOUT).await.unwrap();
+        let content = m.content.unwrap_or_default();
+        if content.starts_with('n') {
+            assert_eq!(content, format!("n{seen}"));
+            seen += 1;
+        }
+    }
+    producer.join().unwrap();
+    assert_open(&mut client).await;
+}
