@@ -990,6 +990,20 @@ async fn a_panic_in_routing_closes_with_1011_and_releases_the_connection() {
     assert_open(&mut other).await;
 }
 
+/// Waits for the notices `n0` … `n{count - 1}` sent by `notify_user`, in that order
+/// (other frames are skipped).
+async fn expect_numbered(client: &mut WsClient, count: usize) {
+    let mut seen = 0;
+    while seen < count {
+        let m = client.next_message(FRAME_TIMEOUT).await.unwrap();
+        let content = m.content.unwrap_or_default();
+        if content.starts_with('n') {
+            assert_eq!(content, format!("n{seen}"));
+            seen += 1;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_frames_arrives_complete_and_in_order() {
     // Frames queued faster than the socket is written go out in batches; none may be
@@ -1003,15 +1017,7 @@ async fn a_burst_of_frames_arrives_complete_and_in_order() {
     for i in 0..2_000 {
         server.router.notify_user("burst", &format!("n{i}"));
     }
-    let mut seen = 0;
-    while seen < 2_000 {
-        let m = client.next_message(FRAME_TIMEOUT).await.unwrap();
-        let content = m.content.unwrap_or_default();
-        if content.starts_with('n') {
-            assert_eq!(content, format!("n{seen}"));
-            seen += 1;
-        }
-    }
+    expect_numbered(&mut client, 2_000).await;
     assert_open(&mut client).await;
 }
 
@@ -1037,15 +1043,7 @@ async fn a_fast_stream_is_held_back_briefly_and_ends_complete() {
             }
         }
     });
-    let mut seen = 0;
-    while seen < 1_000 {
-        let m = client.next_message(FRAME_TIMEOUT).await.unwrap();
-        let content = m.content.unwrap_or_default();
-        if content.starts_with('n') {
-            assert_eq!(content, format!("n{seen}"));
-            seen += 1;
-        }
-    }
+    expect_numbered(&mut client, 1_000).await;
     producer.join().unwrap();
     assert_open(&mut client).await;
 }
