@@ -49,11 +49,7 @@ impl Coalescer {
     /// Whether frames written but not flushed may wait for more at `now`. The caller
     /// arranges to be polled again soon when it holds them.
     pub(crate) fn hold(&mut self, now: Instant) -> bool {
-        let fast = self.streak >= FAST_STREAK
-            && self
-                .last_flush
-                .is_some_and(|at| now.saturating_duration_since(at) < FAST_GAP);
-        if !fast {
+        if self.streak < FAST_STREAK || !self.flushed_within_gap(now) {
             return false;
         }
         let since = *self.held_since.get_or_insert(now);
@@ -62,16 +58,19 @@ impl Coalescer {
 
     /// Records a completed flush at `now`.
     pub(crate) fn flushed(&mut self, now: Instant) {
-        let close = self
-            .last_flush
-            .is_some_and(|at| now.saturating_duration_since(at) < FAST_GAP);
-        self.streak = if close {
+        self.streak = if self.flushed_within_gap(now) {
             self.streak.saturating_add(1)
         } else {
             0
         };
         self.last_flush = Some(now);
         self.held_since = None;
+    }
+
+    /// Whether the last flush was less than [`FAST_GAP`] before `now`.
+    fn flushed_within_gap(&self, now: Instant) -> bool {
+        self.last_flush
+            .is_some_and(|at| now.saturating_duration_since(at) < FAST_GAP)
     }
 }
 
