@@ -1,14 +1,17 @@
 //! Anthropic Messages API streaming.
 
+use std::borrow::Cow;
+
 use async_trait::async_trait;
 use chat_config::ProviderSettings;
 use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use url::Url;
 
 use crate::error::truncate_body;
-use crate::http::secret_header;
+use crate::http::{json_body, secret_header};
 use crate::setup::required;
 use crate::sse::{decode_stream, Decoded, SseDecoder};
 use crate::{
@@ -61,25 +64,45 @@ impl AnthropicProvider {
     /// The request body, exactly as sent. Anthropic requires the conversation to
     /// start with a user turn and to alternate, so leading assistant turns are dropped
     /// and consecutive same-role turns are joined with a blank line.
-    pub fn body(&self, request: &ChatRequest) -> Value {
-        let messages: Vec<Value> = alternate(&request.messages)
-            .into_iter()
-            .map(|t| json!({"role": t.role.as_str(), "content": t.content}))
-            .collect();
-        let mut body = json!({
-            "model": self.model,
-            "max_tokens": self.max_tokens,
-            "messages": messages,
-            "stream": true,
-        });
-        if let Some(system) = &request.system_prompt {
-            body["system"] = json!(system);
+    fn body<'a>(&'a self, request: &'a ChatRequest) -> Body<'a> {
+        Body {
+            model: &self.model,
+            max_tokens: self.max_tokens,
+            messages: alternate(&request.messages),
+            stream: true,
+            system: request.system_prompt.as_deref(),
+            metadata: request
+                .user_id
+                .as_deref()
+                .map(|user_id| Metadata { user_id }),
         }
-        if let Some(user) = &request.user_id {
-            body["metadata"] = json!({"user_id": user});
-        }
-        body
     }
+}
+
+/// `POST /v1/messages` with `stream: true`.
+#[derive(Debug, Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    messages: Vec<Turn<'a>>,
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<Metadata<'a>>,
+}
+
+/// A turn of [`alternate`]: borrowed, unless same-role neighbours were joined.
+#[derive(Debug, Serialize)]
+struct Turn<'a> {
+    role: &'static str,
+    content: Cow<'a, str>,
+}
+
+/// The end user, for Anthropic's abuse tracking.
+#[derive(Debug, Serialize)]
+struct Metadata<'a> {
+    user_id: &'a str,
 }
 
 fn messages_url(base: &Url) -> Url {
@@ -97,15 +120,20 @@ fn messages_url(base: &Url) -> Url {
 }
 
 /// Leading assistant turns dropped, same-role neighbours merged.
-fn alternate(turns: &[ChatTurn]) -> Vec<ChatTurn> {
-    let mut out: Vec<ChatTurn> = Vec::with_capacity(turns.len());
+fn alternate(turns: &[ChatTurn]) -> Vec<Turn<'_>> {
+    let mut out: Vec<Turn<'_>> = Vec::with_capacity(turns.len());
     for turn in turns.iter().skip_while(|t| t.role != Role::User) {
+        let role = turn.role.as_str();
         match out.last_mut() {
-            Some(last) if last.role == turn.role => {
-                last.content.push_str("\n\n");
-                last.content.push_str(&turn.content);
+            Some(last) if last.role == role => {
+                let content = last.content.to_mut();
+                content.push_str("\n\n");
+                content.push_str(&turn.content);
             }
-            _ => out.push(turn.clone()),
+            _ => out.push(Turn {
+                role,
+                content: Cow::Borrowed(&turn.content),
+            }),
         }
     }
     out
@@ -128,7 +156,7 @@ impl LlmProvider for AnthropicProvider {
             "anthropic-version",
             HeaderValue::from_static(ANTHROPIC_VERSION),
         );
-        let body = self.body(&request);
+        let body = json_body(&self.body(&request))?;
         let response = self
             .http
             .post_stream(&self.id, &self.url, &headers, &body)
@@ -301,13 +329,10 @@ mod tests {
             ChatTurn::user("d"),
         ];
         let out = alternate(&turns);
+        let out: Vec<(&str, &str)> = out.iter().map(|t| (t.role, t.content.as_ref())).collect();
         assert_eq!(
             out,
-            vec![
-                ChatTurn::user("a\n\nb"),
-                ChatTurn::assistant("c"),
-                ChatTurn::user("d")
-            ]
+            vec![("user", "a\n\nb"), ("assistant", "c"), ("user", "d")]
         );
     }
 

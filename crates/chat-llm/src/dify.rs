@@ -4,11 +4,12 @@ use async_trait::async_trait;
 use chat_config::ProviderSettings;
 use reqwest::header::{HeaderMap, AUTHORIZATION};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use url::Url;
 
 use crate::error::truncate_body;
-use crate::http::{endpoint_url, secret_header};
+use crate::http::{endpoint_url, json_body, secret_header};
 use crate::sse::{decode_stream, Decoded, SseDecoder};
 use crate::{ChatRequest, EventStream, LlmError, LlmProvider, ProviderHttp, Role, SetupError};
 
@@ -53,15 +54,28 @@ impl DifyProvider {
     }
 
     /// The request body, exactly as sent.
-    pub fn body(&self, request: &ChatRequest) -> Value {
-        json!({
-            "inputs": {},
-            "query": query(request),
-            "response_mode": "streaming",
-            "user": request.user_id.as_deref().unwrap_or(DEFAULT_DIFY_USER),
-        })
+    fn body<'a>(&self, request: &'a ChatRequest) -> Body<'a> {
+        Body {
+            inputs: Inputs {},
+            query: query(request),
+            response_mode: "streaming",
+            user: request.user_id.as_deref().unwrap_or(DEFAULT_DIFY_USER),
+        }
     }
 }
+
+/// `POST /chat-messages` in streaming mode.
+#[derive(Debug, Serialize)]
+struct Body<'a> {
+    inputs: Inputs,
+    query: String,
+    response_mode: &'static str,
+    user: &'a str,
+}
+
+/// The app's input variables: none (`{}`).
+#[derive(Debug, Serialize)]
+struct Inputs {}
 
 /// The new message alone, or with the earlier turns as a transcript ahead of it.
 fn query(request: &ChatRequest) -> String {
@@ -103,7 +117,7 @@ impl LlmProvider for DifyProvider {
             AUTHORIZATION,
             secret_header(&format!("Bearer {}", self.api_key.expose_secret()))?,
         );
-        let body = self.body(&request);
+        let body = json_body(&self.body(&request))?;
         let response = self
             .http
             .post_stream(&self.id, &self.url, &headers, &body)

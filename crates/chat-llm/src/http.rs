@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Response, StatusCode};
+use serde::Serialize;
 use url::Url;
 
 use crate::error::truncate_body;
@@ -79,6 +81,16 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// so the pool keeps enough for a few hundred concurrent streams per provider.
 const POOL_MAX_IDLE_PER_HOST: usize = 512;
 
+/// A request body, serialized once: straight from the adapter's borrowed view of the
+/// request (no intermediate JSON tree holding a copy of the conversation), and sent
+/// as is by every retry. The adapters' bodies hold only strings, numbers and booleans
+/// under string keys, which always encode; the error is kept rather than assumed away.
+pub(crate) fn json_body(body: &impl Serialize) -> Result<Bytes, LlmError> {
+    serde_json::to_vec(body)
+        .map(Bytes::from)
+        .map_err(|e| LlmError::Protocol(format!("cannot encode the request: {e}")))
+}
+
 impl ProviderHttp {
     /// Builds the pooled client (rustls, HTTP/2 when offered, TCP keep-alive).
     pub fn new(retry: RetryPolicy) -> Result<Self, reqwest::Error> {
@@ -103,15 +115,16 @@ impl ProviderHttp {
         self.retry
     }
 
-    /// POSTs `body` as JSON asking for an event stream, retrying before the first
-    /// byte per the policy, and returns the successful response with its body unread.
+    /// POSTs `body` (JSON, see [`json_body`]) asking for an event stream, retrying
+    /// before the first byte per the policy, and returns the successful response with
+    /// its body unread.
     /// `headers` may carry credentials: they are marked sensitive and never logged.
     pub(crate) async fn post_stream(
         &self,
         provider_id: &str,
         url: &Url,
         headers: &HeaderMap,
-        body: &serde_json::Value,
+        body: &Bytes,
     ) -> Result<Response, LlmError> {
         let mut retry = 0u32;
         loop {
@@ -155,14 +168,15 @@ impl ProviderHttp {
         &self,
         url: &Url,
         headers: &HeaderMap,
-        body: &serde_json::Value,
+        body: &Bytes,
     ) -> Result<Response, LlmError> {
         let response = self
             .client
             .post(url.clone())
             .headers(headers.clone())
             .header(ACCEPT, HeaderValue::from_static("text/event-stream"))
-            .json(body)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(body.clone())
             .send()
             .await
             .map_err(|e| {

@@ -5,10 +5,11 @@ use async_trait::async_trait;
 use chat_config::ProviderSettings;
 use reqwest::header::{HeaderMap, AUTHORIZATION};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use url::Url;
 
-use crate::http::{endpoint_url, secret_header};
+use crate::http::{endpoint_url, json_body, secret_header};
 use crate::sse::{decode_stream, Decoded, SseDecoder};
 use crate::{ChatRequest, EventStream, LlmError, LlmProvider, ProviderHttp, SetupError};
 
@@ -42,32 +43,53 @@ impl OpenAiProvider {
         })
     }
 
-    /// The request body, exactly as sent.
-    pub fn body(&self, request: &ChatRequest) -> Value {
-        let mut messages = Vec::with_capacity(request.messages.len() + 1);
-        if let Some(system) = &request.system_prompt {
-            messages.push(json!({"role": "system", "content": system}));
-        }
-        messages.extend(
-            request
-                .messages
-                .iter()
-                .map(|t| json!({"role": t.role.as_str(), "content": t.content})),
-        );
-        let mut body = json!({
-            "model": self.model,
-            "messages": messages,
-            "stream": true,
-            "stream_options": {"include_usage": true},
+    /// The request body, exactly as sent, borrowed from `request`.
+    fn body<'a>(&'a self, request: &'a ChatRequest) -> Body<'a> {
+        let system = request.system_prompt.as_deref().map(|content| Turn {
+            role: "system",
+            content,
         });
-        if let Some(max) = self.max_tokens {
-            body["max_tokens"] = json!(max);
+        let turns = request.messages.iter().map(|t| Turn {
+            role: t.role.as_str(),
+            content: &t.content,
+        });
+        Body {
+            model: &self.model,
+            messages: system.into_iter().chain(turns).collect(),
+            stream: true,
+            stream_options: StreamOptions {
+                include_usage: true,
+            },
+            max_tokens: self.max_tokens,
+            user: request.user_id.as_deref(),
         }
-        if let Some(user) = &request.user_id {
-            body["user"] = json!(user);
-        }
-        body
     }
+}
+
+/// `POST /chat/completions` with `stream: true`.
+#[derive(Debug, Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    messages: Vec<Turn<'a>>,
+    stream: bool,
+    stream_options: StreamOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+}
+
+/// One entry of `messages`.
+#[derive(Debug, Serialize)]
+struct Turn<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+/// Asks for the usage chunk at the end of the stream.
+#[derive(Debug, Serialize)]
+struct StreamOptions {
+    include_usage: bool,
 }
 
 #[async_trait]
@@ -88,7 +110,7 @@ impl LlmProvider for OpenAiProvider {
                 secret_header(&format!("Bearer {}", key.expose_secret()))?,
             );
         }
-        let body = self.body(&request);
+        let body = json_body(&self.body(&request))?;
         let response = self
             .http
             .post_stream(&self.id, &self.url, &headers, &body)
@@ -269,6 +291,33 @@ mod tests {
             }
         }
         (out, result, d)
+    }
+
+    #[test]
+    fn the_body_leaves_out_options_that_are_not_set() {
+        let body = Body {
+            model: "m",
+            messages: vec![Turn {
+                role: "user",
+                content: "hi \"there\"",
+            }],
+            stream: true,
+            stream_options: StreamOptions {
+                include_usage: true,
+            },
+            max_tokens: None,
+            user: None,
+        };
+        let sent: Value = serde_json::from_slice(&json_body(&body).unwrap()).unwrap();
+        assert_eq!(
+            sent,
+            serde_json::json!({
+                "model": "m",
+                "messages": [{"role": "user", "content": "hi \"there\""}],
+                "stream": true,
+                "stream_options": {"include_usage": true},
+            })
+        );
     }
 
     #[test]

@@ -86,6 +86,7 @@ async fn requests_carry_the_system_prompt_history_model_and_key() {
         assert_eq!(recorded.len(), 1);
         let r = &recorded[0];
         assert_eq!(r.api_key(), Some(key_for("p1").as_str()), "{format:?}");
+        assert_eq!(r.header("content-type"), Some("application/json"));
         match format {
             WireFormat::OpenAi => {
                 assert_eq!(r.path, "/v1/chat/completions");
@@ -115,12 +116,15 @@ async fn requests_carry_the_system_prompt_history_model_and_key() {
                 assert_eq!(r.model(), Some("model-p1"));
                 assert_eq!(r.system_prompt().as_deref(), Some("You are terse."));
                 assert_eq!(r.body["max_tokens"], 256);
+                assert_eq!(r.body["stream"], true);
+                assert_eq!(r.body["metadata"]["user_id"], "user-42");
                 assert_eq!(r.messages().len(), 3);
                 assert_eq!(r.messages()[2].1, "second question");
             }
             WireFormat::Dify => {
                 assert_eq!(r.path, "/v1/chat-messages");
                 assert_eq!(r.body["response_mode"], "streaming");
+                assert_eq!(r.body["inputs"], serde_json::json!({}));
                 assert_eq!(r.body["user"], "user-42");
                 let query = r.query().unwrap();
                 assert!(query.contains("User: first question\nAssistant: first answer"));
