@@ -11,7 +11,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::error::truncate_body;
-use crate::http::{json_body, secret_header};
+use crate::http::secret_header;
 use crate::setup::required;
 use crate::sse::{decode_stream, Decoded, SseDecoder};
 use crate::{
@@ -156,7 +156,7 @@ impl LlmProvider for AnthropicProvider {
             "anthropic-version",
             HeaderValue::from_static(ANTHROPIC_VERSION),
         );
-        let body = json_body(&self.body(&request))?;
+        let body = self.body(&request);
         let response = self
             .http
             .post_stream(&self.id, &self.url, &headers, &body)

@@ -9,7 +9,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::error::truncate_body;
-use crate::http::{endpoint_url, json_body, secret_header};
+use crate::http::{endpoint_url, secret_header};
 use crate::sse::{decode_stream, Decoded, SseDecoder};
 use crate::{ChatRequest, EventStream, LlmError, LlmProvider, ProviderHttp, Role, SetupError};
 
@@ -117,7 +117,7 @@ impl LlmProvider for DifyProvider {
             AUTHORIZATION,
             secret_header(&format!("Bearer {}", self.api_key.expose_secret()))?,
         );
-        let body = json_body(&self.body(&request))?;
+        let body = self.body(&request);
         let response = self
             .http
             .post_stream(&self.id, &self.url, &headers, &body)

@@ -81,11 +81,9 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// so the pool keeps enough for a few hundred concurrent streams per provider.
 const POOL_MAX_IDLE_PER_HOST: usize = 512;
 
-/// A request body, serialized once: straight from the adapter's borrowed view of the
-/// request (no intermediate JSON tree holding a copy of the conversation), and sent
-/// as is by every retry. The adapters' bodies hold only strings, numbers and booleans
-/// under string keys, which always encode; the error is kept rather than assumed away.
-pub(crate) fn json_body(body: &impl Serialize) -> Result<Bytes, LlmError> {
+/// `body` as JSON. The adapters' bodies hold only strings, numbers and booleans under
+/// string keys, which always encode; the error is kept rather than assumed away.
+fn json_body(body: &impl Serialize) -> Result<Bytes, LlmError> {
     serde_json::to_vec(body)
         .map(Bytes::from)
         .map_err(|e| LlmError::Protocol(format!("cannot encode the request: {e}")))
@@ -115,20 +113,23 @@ impl ProviderHttp {
         self.retry
     }
 
-    /// POSTs `body` (JSON, see [`json_body`]) asking for an event stream, retrying
-    /// before the first byte per the policy, and returns the successful response with
-    /// its body unread.
-    /// `headers` may carry credentials: they are marked sensitive and never logged.
-    pub(crate) async fn post_stream(
+    /// POSTs `body` as JSON asking for an event stream, retrying before the first
+    /// byte per the policy, and returns the successful response with its body unread.
+    /// `body` is the adapter's borrowed view of the request (no intermediate JSON tree
+    /// holding a copy of the conversation), serialized once and sent as is by every
+    /// retry. `headers` may carry credentials: they are marked sensitive and never
+    /// logged.
+    pub(crate) async fn post_stream<B: Serialize + Sync>(
         &self,
         provider_id: &str,
         url: &Url,
         headers: &HeaderMap,
-        body: &Bytes,
+        body: &B,
     ) -> Result<Response, LlmError> {
+        let body = json_body(body)?;
         let mut retry = 0u32;
         loop {
-            let error = match self.send_once(url, headers, body).await {
+            let error = match self.send_once(url, headers, &body).await {
                 Ok(response) => return Ok(response),
                 Err(error) => error,
             };

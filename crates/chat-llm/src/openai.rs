@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use url::Url;
 
-use crate::http::{endpoint_url, json_body, secret_header};
+use crate::http::{endpoint_url, secret_header};
 use crate::sse::{decode_stream, Decoded, SseDecoder};
 use crate::{ChatRequest, EventStream, LlmError, LlmProvider, ProviderHttp, SetupError};
 
@@ -110,7 +110,7 @@ impl LlmProvider for OpenAiProvider {
                 secret_header(&format!("Bearer {}", key.expose_secret()))?,
             );
         }
-        let body = json_body(&self.body(&request))?;
+        let body = self.body(&request);
         let response = self
             .http
             .post_stream(&self.id, &self.url, &headers, &body)
@@ -308,7 +308,7 @@ mod tests {
             max_tokens: None,
             user: None,
         };
-        let sent: Value = serde_json::from_slice(&json_body(&body).unwrap()).unwrap();
+        let sent: Value = serde_json::from_slice(&serde_json::to_vec(&body).unwrap()).unwrap();
         assert_eq!(
             sent,
             serde_json::json!({
