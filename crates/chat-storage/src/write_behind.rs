@@ -64,12 +64,16 @@ use crate::store::{
 /// 64, not 16: at 1 000 concurrent streams on the embedded store, 16 writes per commit
 /// was the writer's ceiling — each commit's `fdatasync` was shared by too few writes,
 /// the queue filled and new messages were refused. With 64 the added TTFT p99 at that
-/// level fell from 0.75–0.91 s to 0.18–0.27 s (the bare proxy's 0.12–0.17 s in the
-/// same runs), with 2 refusals in four runs instead of 9–12 per run, and the server's
-/// CPU per reply by about a fifth (docs/BENCHMARKS.md, eleventh pass). 256 measured
-/// the same. MongoDB sees at most its driver's connection pool of them at once; the
-/// rest wait in the driver, as they would here.
-const WORKERS: usize = 64;
+/// level fell from 0.75–0.91 s to 0.18–0.27 s (docs/BENCHMARKS.md, eleventh pass).
+///
+/// 256, not 64: on a slower machine 64 was the ceiling again. At 1 000 streams the
+/// server with 64 refused 1–3 user messages ("storage write queue is full") in 9 of
+/// 21 runs; builds with 256 refused none in 42 runs. The added TTFT p99 at 1 000 and
+/// at 100 streams and the CPU per reply stayed the same (docs/BENCHMARKS.md,
+/// fifteenth pass). An idle worker is a parked task. MongoDB sees at most its
+/// driver's connection pool of them at once; the rest wait in the driver, as they
+/// would here.
+const WORKERS: usize = 256;
 
 /// How far beyond `capacity` follow-up writes (module docs) may fill the queue, as a
 /// multiple of `capacity`.
