@@ -15,10 +15,23 @@
 //! its session does not exist) must not take the others down with it: the batch is
 //! then rolled back and each of its writes re-run in a transaction of its own, so
 //! every write succeeds or fails exactly as it would alone.
+//!
+//! **Writes that may wait.** A commit costs about the same whatever it holds (its
+//! copy-on-write pages and their checksums), so the fewer commits, the less CPU each
+//! write takes. A handle from [`EmbeddedStore::for_queued_writes`] marks its writes as
+//! ones nobody is waiting on: the write-behind queue acknowledged them when it queued
+//! them. When such writes arrive faster than one commit each (at least two queued
+//! behind the last commit), the writer holds the batch open for up to
+//! [`GROUP_WINDOW`] after its first write, or until it holds [`GROUP_TARGET`] writes,
+//! so that one commit serves them all. A write from any other handle is never held:
+//! it ends the wait and commits at once with whatever was gathered, so a caller that
+//! waits on each write (creating a share token, the storage benchmark) pays nothing.
+//! Measured in docs/BENCHMARKS.md (sixteenth pass).
 
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,6 +113,13 @@ const WRITE_QUEUE: usize = 1024;
 /// Writes applied in one transaction at most.
 const MAX_BATCH: usize = 256;
 
+/// How long the writer holds a batch of writes that may wait open for more, counted
+/// from the batch's first write (module docs).
+pub const GROUP_WINDOW: Duration = Duration::from_millis(5);
+
+/// A batch of writes that may wait commits as soon as it holds this many.
+pub const GROUP_TARGET: usize = 48;
+
 /// One write: re-runnable (a failed batch re-runs its writes one by one), its value
 /// type-erased so writes of every type share the queue.
 type Work = Box<
@@ -108,7 +128,20 @@ type Work = Box<
 
 struct Job {
     work: Work,
+    /// Nobody waits on this write: it may be held for others (module docs).
+    may_wait: bool,
     reply: tokio::sync::oneshot::Sender<Result<Box<dyn Any + Send>, StoreError>>,
+}
+
+/// What the writer thread has done, for tests and diagnostics.
+#[derive(Debug, Default)]
+struct WriterCounters {
+    /// Transactions run (a batch re-run one by one counts each of its writes).
+    commits: AtomicU64,
+    /// Writes answered or being answered, successfully or not.
+    answered: AtomicU64,
+    /// Writes held for more to share their commit (module docs); 0 when none are.
+    holding: AtomicUsize,
 }
 
 /// The writer thread and the queue to it; the thread ends when the queue closes, and
@@ -116,6 +149,7 @@ struct Job {
 struct Writer {
     queue: Option<tokio::sync::mpsc::Sender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    counters: Arc<WriterCounters>,
 }
 
 impl Drop for Writer {
@@ -127,33 +161,125 @@ impl Drop for Writer {
                 tracing::error!("embedded store writer thread panicked");
             }
         }
+        tracing::debug!(
+            writes = self.counters.answered.load(Ordering::Relaxed),
+            commits = self.counters.commits.load(Ordering::Relaxed),
+            "embedded store writer stopped"
+        );
+    }
+}
+
+/// How long a batch may stay open for more writes, and how many it gathers at most.
+#[derive(Debug, Clone, Copy)]
+struct Grouping {
+    window: Duration,
+    target: usize,
+}
+
+impl Grouping {
+    const DEFAULT: Self = Self {
+        window: GROUP_WINDOW,
+        target: GROUP_TARGET,
+    };
+
+    /// Whether `batch`, just taken off the queue, should wait for more: only writes
+    /// that may wait, and only when they arrive faster than one commit each (the
+    /// batch holds more than the one write that woke the writer).
+    fn should_wait(self, batch: &[Job]) -> bool {
+        batch.len() >= 2 && batch.len() < self.target && batch.iter().all(|job| job.may_wait)
+    }
+}
+
+/// Runs the writer on a runtime of its own (one thread, timers only): it waits for the
+/// queue, and for the end of a batch's window, on that runtime; the redb work blocks
+/// this thread, which is what it is for.
+fn run_writer(
+    db: &Database,
+    enc: &Encryptor,
+    queue: tokio::sync::mpsc::Receiver<Job>,
+    counters: &WriterCounters,
+    grouping: Grouping,
+) {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(writer_loop(db, enc, queue, counters, grouping)),
+        Err(error) => {
+            // Dropping the queue answers every waiting write with "writer stopped".
+            tracing::error!(%error, "embedded store writer: cannot start its runtime");
+        }
+    }
+}
+
+/// Moves every write already queued into `batch`, up to [`MAX_BATCH`].
+fn take_queued(queue: &mut tokio::sync::mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
+    while batch.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
     }
 }
 
 /// Applies queued writes in batches until the queue closes (module docs).
-fn writer_loop(db: &Database, enc: &Encryptor, mut queue: tokio::sync::mpsc::Receiver<Job>) {
+async fn writer_loop(
+    db: &Database,
+    enc: &Encryptor,
+    mut queue: tokio::sync::mpsc::Receiver<Job>,
+    counters: &WriterCounters,
+    grouping: Grouping,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = queue.blocking_recv() {
+    while let Some(first) = queue.recv().await {
+        let deadline = tokio::time::Instant::now() + grouping.window;
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        take_queued(&mut queue, &mut batch);
+        if grouping.should_wait(&batch) {
+            counters.holding.store(batch.len(), Ordering::Relaxed);
+            while batch.len() < grouping.target {
+                match tokio::time::timeout_at(deadline, queue.recv()).await {
+                    Ok(Some(job)) => {
+                        batch.push(job);
+                        take_queued(&mut queue, &mut batch);
+                        counters.holding.store(batch.len(), Ordering::Relaxed);
+                        // Somebody waits on one of them: no more waiting.
+                        if batch.iter().any(|job| !job.may_wait) {
+                            break;
+                        }
+                    }
+                    // The window ended, or the store is closing: commit what is here.
+                    Ok(None) | Err(_) => break,
+                }
             }
+            counters.holding.store(0, Ordering::Relaxed);
         }
-        if batch.len() == 1 {
-            for job in batch.drain(..) {
-                let _ = job.reply.send(apply_alone(db, enc, &job.work));
-            }
-            continue;
+        commit_batch(db, enc, &mut batch, counters);
+    }
+}
+
+/// Applies `batch` (together when it can, module docs), answers each of its writes and
+/// empties it.
+fn commit_batch(db: &Database, enc: &Encryptor, batch: &mut Vec<Job>, counters: &WriterCounters) {
+    // Counted before any answer goes out, so a caller that has its answer sees it.
+    counters
+        .answered
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    if batch.len() == 1 {
+        for job in batch.drain(..) {
+            counters.commits.fetch_add(1, Ordering::Relaxed);
+            let _ = job.reply.send(apply_alone(db, enc, &job.work));
         }
-        match apply_together(db, enc, &batch) {
+    } else {
+        match apply_together(db, enc, batch) {
             Ok(values) => {
+                counters.commits.fetch_add(1, Ordering::Relaxed);
                 for (job, value) in batch.drain(..).zip(values) {
                     let _ = job.reply.send(Ok(value));
                 }
             }
             Err(BatchFailed::Commit(message)) => {
+                counters.commits.fetch_add(1, Ordering::Relaxed);
                 for job in batch.drain(..) {
                     let _ = job
                         .reply
@@ -162,6 +288,7 @@ fn writer_loop(db: &Database, enc: &Encryptor, mut queue: tokio::sync::mpsc::Rec
             }
             Err(BatchFailed::Write) => {
                 for job in batch.drain(..) {
+                    counters.commits.fetch_add(1, Ordering::Relaxed);
                     let _ = job.reply.send(apply_alone(db, enc, &job.work));
                 }
             }
@@ -217,12 +344,15 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     enc: Encryptor,
     writer: Arc<Writer>,
+    /// This handle's writes may be held for others (module docs).
+    may_wait: bool,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmbeddedStore")
             .field("enc", &self.enc)
+            .field("may_wait", &self.may_wait)
             .finish()
     }
 }
@@ -243,6 +373,15 @@ impl EmbeddedStore {
         enc: Encryptor,
         cache_bytes: usize,
     ) -> Result<Self, StoreError> {
+        Self::open_grouping(path, enc, cache_bytes, Grouping::DEFAULT)
+    }
+
+    fn open_grouping(
+        path: &Path,
+        enc: Encryptor,
+        cache_bytes: usize,
+        grouping: Grouping,
+    ) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StoreError::Open(format!("{}: {e}", parent.display())))?;
@@ -259,11 +398,12 @@ impl EmbeddedStore {
         txn.commit().map_err(db_err)?;
         let db = Arc::new(db);
         let (queue, receiver) = tokio::sync::mpsc::channel(WRITE_QUEUE);
+        let counters = Arc::new(WriterCounters::default());
         let thread = {
-            let (db, enc) = (db.clone(), enc.clone());
+            let (db, enc, counters) = (db.clone(), enc.clone(), counters.clone());
             std::thread::Builder::new()
                 .name("embedded-store-writer".to_owned())
-                .spawn(move || writer_loop(&db, &enc, receiver))
+                .spawn(move || run_writer(&db, &enc, receiver, &counters, grouping))
                 .map_err(|e| StoreError::Open(format!("cannot start the writer thread: {e}")))?
         };
         Ok(Self {
@@ -272,8 +412,22 @@ impl EmbeddedStore {
             writer: Arc::new(Writer {
                 queue: Some(queue),
                 thread: Some(thread),
+                counters,
             }),
+            may_wait: false,
         })
+    }
+
+    /// A handle to the same store whose writes nobody waits on, so the writer may hold
+    /// them for up to [`GROUP_WINDOW`] to share one commit with others (module docs).
+    /// For the write-behind queue's workers: their writes were acknowledged when they
+    /// were queued. Reads, and writes through the other handles, are not affected.
+    #[must_use]
+    pub fn for_queued_writes(&self) -> Self {
+        Self {
+            may_wait: true,
+            ..self.clone()
+        }
     }
 
     /// Runs `f` in a write transaction of the writer thread, possibly together with
@@ -292,7 +446,11 @@ impl EmbeddedStore {
             f(txn, enc).map(|value| Box::new(value) as Box<dyn Any + Send>)
         });
         queue
-            .send(Job { work, reply })
+            .send(Job {
+                work,
+                may_wait: self.may_wait,
+                reply,
+            })
             .await
             .map_err(|_| closed())?;
         let value = answer.await.map_err(|_| closed())??;
@@ -813,5 +971,177 @@ impl SessionStore for EmbeddedStore {
     async fn shutdown(&self, _deadline: Duration) -> Result<usize, StoreError> {
         // Every write is committed durably before it returns: nothing is pending.
         Ok(0)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// Long enough that a test which waited for a window's end would time out first.
+    const FOREVER: Duration = Duration::from_secs(600);
+    const PATIENCE: Duration = Duration::from_secs(60);
+
+    fn open(dir: &tempfile::TempDir, window: Duration) -> EmbeddedStore {
+        EmbeddedStore::open_grouping(
+            &dir.path().join("t.redb"),
+            Encryptor::disabled(),
+            DEFAULT_CACHE_SIZE,
+            Grouping {
+                window,
+                target: GROUP_TARGET,
+            },
+        )
+        .unwrap()
+    }
+
+    fn counters(store: &EmbeddedStore) -> (u64, u64, usize) {
+        let c = &store.writer.counters;
+        (
+            c.commits.load(Ordering::Relaxed),
+            c.answered.load(Ordering::Relaxed),
+            c.holding.load(Ordering::Relaxed),
+        )
+    }
+
+    fn job(may_wait: bool) -> Job {
+        Job {
+            work: Box::new(|_, _| Ok(Box::new(()) as Box<dyn Any + Send>)),
+            may_wait,
+            reply: tokio::sync::oneshot::channel().0,
+        }
+    }
+
+    async fn created(store: &EmbeddedStore, id: &str) {
+        let session = SessionSnapshot::new_active(id, format!("user-{id}"), Utc::now());
+        store.create_session(&session).await.unwrap();
+    }
+
+    #[test]
+    fn only_a_batch_of_writes_that_may_wait_arriving_together_waits() {
+        let g = Grouping::DEFAULT;
+        assert!(!g.should_wait(&[job(true)]), "a lone write commits at once");
+        assert!(g.should_wait(&[job(true), job(true)]));
+        assert!(
+            !g.should_wait(&[job(true), job(false)]),
+            "someone waits on it"
+        );
+        assert!(!g.should_wait(&[job(false), job(false)]));
+        let full: Vec<Job> = (0..GROUP_TARGET).map(|_| job(true)).collect();
+        assert!(!g.should_wait(&full), "a full batch commits at once");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_writes_share_a_commit_until_a_direct_write_ends_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir, FOREVER);
+        created(&store, "s").await;
+        let queued = store.for_queued_writes();
+        let (commits_before, answered_before, _) = counters(&store);
+
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..40 {
+            let queued = queued.clone();
+            tasks.spawn(async move { queued.update_name("s", &format!("queued {i}")).await });
+        }
+        // Every queued write is either answered or held open for more.
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let (_, answered, holding) = counters(&store);
+                if (answered - answered_before) as usize + holding == 40 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("the queued writes reach the writer");
+        let (commits_held, answered, holding) = counters(&store);
+        assert!(
+            holding >= 2,
+            "the writes are held for more, not committed one by one"
+        );
+        assert_eq!((answered - answered_before) as usize + holding, 40);
+
+        // A write somebody waits on is not held, and takes the others with it.
+        tokio::time::timeout(PATIENCE, store.update_name("s", "direct"))
+            .await
+            .expect("a direct write is never held for the window")
+            .unwrap();
+        let finished = tokio::time::timeout(PATIENCE, async {
+            while let Some(result) = tasks.join_next().await {
+                result.unwrap().unwrap();
+            }
+        })
+        .await;
+        assert!(finished.is_ok(), "the held writes were committed with it");
+        let (commits, answered, holding) = counters(&store);
+        assert_eq!(answered - answered_before, 41);
+        assert_eq!(holding, 0);
+        assert_eq!(
+            commits - commits_held,
+            1,
+            "the held writes and the direct one share one commit"
+        );
+        assert!(commits_held - commits_before < 40 - 1);
+        let name = store.get_session("s").await.unwrap().unwrap().name;
+        assert_eq!(
+            name, "direct",
+            "the direct write came last and was applied last"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn held_writes_are_committed_when_the_window_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir, Duration::from_millis(20));
+        created(&store, "s").await;
+        let queued = store.for_queued_writes();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..10 {
+            let queued = queued.clone();
+            tasks.spawn(async move {
+                let message = StoredMessage::text(Sender::User, format!("m{i}"), Utc::now());
+                queued.append_message("s", &message).await
+            });
+        }
+        tokio::time::timeout(PATIENCE, async {
+            while let Some(result) = tasks.join_next().await {
+                result.unwrap().unwrap();
+            }
+        })
+        .await
+        .expect("nothing else arrives: the window's end commits them");
+        let stored = store.get_session("s").await.unwrap().unwrap();
+        assert_eq!(stored.messages.len(), 10);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn callers_that_wait_on_each_write_are_never_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir, FOREVER);
+        let mut writers = tokio::task::JoinSet::new();
+        for w in 0..8 {
+            let store = store.clone();
+            writers.spawn(async move {
+                let id = format!("w{w}");
+                created(&store, &id).await;
+                for i in 0..25 {
+                    let message = StoredMessage::text(Sender::User, format!("m{i}"), Utc::now());
+                    store.append_message(&id, &message).await?;
+                }
+                Ok::<_, StoreError>(())
+            });
+        }
+        tokio::time::timeout(PATIENCE, async {
+            while let Some(result) = writers.join_next().await {
+                result.unwrap().unwrap();
+            }
+        })
+        .await
+        .expect("8 closed-loop writers finish without waiting for any window");
+        let (_, answered, holding) = counters(&store);
+        assert_eq!((answered, holding), (8 * 26, 0));
     }
 }

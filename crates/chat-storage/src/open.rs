@@ -32,9 +32,13 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn SessionStore>, StoreE
             let timeout = storage.mongodb.operation_timeout;
             // redb locks the file to this process, so the session manager alone
             // enforces one active session per user: creations need not wait either.
+            // Nobody waits on the queued writes, so the store may hold them briefly
+            // to share its commits (the embedded module's docs).
+            let applier = Arc::new(embedded.for_queued_writes());
             Ok(Arc::new(
-                WriteBehindStore::start(
+                WriteBehindStore::start_with_applier(
                     Arc::new(embedded),
+                    applier,
                     storage.write_queue_capacity,
                     RetryPolicy::from_settings(&storage.retry, timeout),
                     timeout,

@@ -259,6 +259,22 @@ impl WriteBehindStore {
         backoff: RetryPolicy,
         read_wait: Duration,
     ) -> Self {
+        Self::start_with_applier(inner.clone(), inner, capacity, backoff, read_wait)
+    }
+
+    /// Like [`start`](Self::start), but the workers apply queued writes through
+    /// `applier`, another handle to the same database as `inner`: one that may treat
+    /// them as writes nobody waits on, such as
+    /// [`EmbeddedStore::for_queued_writes`](crate::EmbeddedStore::for_queued_writes),
+    /// which holds them briefly so that more share a commit. Reads, the writes made
+    /// synchronously (creation when checked, share tokens) and shutdown go to `inner`.
+    pub fn start_with_applier(
+        inner: Arc<dyn SessionStore>,
+        applier: Arc<dyn SessionStore>,
+        capacity: usize,
+        backoff: RetryPolicy,
+        read_wait: Duration,
+    ) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             work: Notify::new(),
@@ -269,7 +285,7 @@ impl WriteBehindStore {
         let tracker = TaskTracker::new();
         let cancel = CancellationToken::new();
         for _ in 0..WORKERS {
-            tracker.spawn(worker(inner.clone(), shared.clone(), cancel.clone()));
+            tracker.spawn(worker(applier.clone(), shared.clone(), cancel.clone()));
         }
         Self {
             inner,
