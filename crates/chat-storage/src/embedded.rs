@@ -16,16 +16,17 @@
 //! then rolled back and each of its writes re-run in a transaction of its own, so
 //! every write succeeds or fails exactly as it would alone.
 //!
-//! **Writes that may wait.** A commit costs about the same whatever it holds (its
-//! copy-on-write pages and their checksums), so the fewer commits, the less CPU each
-//! write takes. A handle from [`EmbeddedStore::for_queued_writes`] marks its writes as
+//! **Writes that may wait.** Part of a commit's cost is the same whatever it holds (the
+//! `fsync`, the upper pages of the trees, the table and freed-page trees), so the fewer
+//! commits, the less each write pays; the rest, the pages each write dirties, it does
+//! not change. A handle from [`EmbeddedStore::for_queued_writes`] marks its writes as
 //! ones nobody is waiting on: the write-behind queue acknowledged them when it queued
 //! them. When such writes arrive faster than one commit each (at least two queued
-//! behind the last commit), the writer holds the batch open for up to
-//! [`GROUP_WINDOW`] after its first write, or until it holds [`GROUP_TARGET`] writes,
-//! so that one commit serves them all. A write from any other handle is never held:
-//! it ends the wait and commits at once with whatever was gathered, so a caller that
-//! waits on each write (creating a share token, the storage benchmark) pays nothing.
+//! behind the last commit), the writer holds the batch open for up to [`GROUP_WINDOW`]
+//! after its first write, or until it holds [`GROUP_TARGET`] writes, so that one commit
+//! serves them all. A write from any other handle is never held: it ends the wait and
+//! commits at once with whatever was gathered, so a caller that waits on each write
+//! (creating a share token, the storage benchmark) pays nothing.
 //! Measured in docs/BENCHMARKS.md (sixteenth pass).
 
 use std::any::Any;
