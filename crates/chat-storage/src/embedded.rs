@@ -241,11 +241,12 @@ async fn writer_loop(
             while batch.len() < grouping.target {
                 match tokio::time::timeout_at(deadline, queue.recv()).await {
                     Ok(Some(job)) => {
+                        let arrived = batch.len();
                         batch.push(job);
                         take_queued(&mut queue, &mut batch);
                         counters.holding.store(batch.len(), Ordering::Relaxed);
-                        // Somebody waits on one of them: no more waiting.
-                        if batch.iter().any(|job| !job.may_wait) {
+                        // Somebody waits on one of the new ones: no more waiting.
+                        if batch[arrived..].iter().any(|job| !job.may_wait) {
                             break;
                         }
                     }
