@@ -54,8 +54,46 @@ fn new_session_gets_a_32_lowercase_hex_server_id() {
     assert_eq!(s.start_time(), t0());
 }
 
+/// Ids begin with their creation time, so a store's index keeps the sessions that are
+/// being written (the recent ones) on a few neighbouring pages instead of scattering
+/// them (docs/STORAGE.md, "Session ids").
+#[test]
+fn session_ids_begin_with_their_creation_time_and_sort_by_it() {
+    let m = manager();
+    let times = [
+        at(0),
+        at(0) + TimeDelta::milliseconds(1),
+        at(1),
+        at(3600),
+        at(86_400 * 400),
+    ];
+    let ids: Vec<String> = times
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| {
+            m.get_or_create_active(&format!("u{i}"), t)
+                .0
+                .id()
+                .to_owned()
+        })
+        .collect();
+    for (id, t) in ids.iter().zip(times) {
+        let millis = u64::from_str_radix(&id[..12], 16).unwrap();
+        assert_eq!(i64::try_from(millis).unwrap(), t.timestamp_millis(), "{id}");
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(sorted, ids, "ids sort in creation order");
+    // Before the epoch (only a test clock goes there) the time part is zero.
+    let (old, _) =
+        m.get_or_create_active("u-old", Utc.with_ymd_and_hms(1960, 1, 1, 0, 0, 0).unwrap());
+    assert_eq!(&old.id()[..12], "000000000000");
+    assert_eq!(old.id().len(), 32);
+}
+
 #[test]
 fn session_ids_are_unique() {
+    // All in the same millisecond: the 80 random bits alone keep them apart.
     let m = manager();
     let ids: HashSet<String> = (0..500)
         .map(|i| {
