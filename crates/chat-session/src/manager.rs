@@ -108,7 +108,7 @@ pub struct SessionManager {
 /// Time first, so ids sort by creation: the sessions being written at any moment (the
 /// recent ones) sit side by side in a store's B-tree, and a commit of many sessions'
 /// writes rewrites a few shared pages instead of one page per session. With random ids
-/// the embedded store wrote 3.4 times the bytes (docs/BENCHMARKS.md, seventeenth pass).
+/// the embedded store wrote 3.5 times the bytes (docs/BENCHMARKS.md, seventeenth pass).
 /// An id is not a credential (every read checks the owner); its time is the session's
 /// `start_time`, which its owner and admins see anyway.
 fn generate_session_id(now: DateTime<Utc>) -> String {
