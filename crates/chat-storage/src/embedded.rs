@@ -18,8 +18,9 @@
 //!
 //! **Writes that may wait.** Part of a commit's cost is the same whatever it holds (the
 //! `fsync`, the upper pages of the trees, the table and freed-page trees), so the fewer
-//! commits, the less each write pays; the rest, the pages each write dirties, it does
-//! not change. A handle from [`EmbeddedStore::for_queued_writes`] marks its writes as
+//! commits, the less each write pays; the leaf pages writes dirty are shared only by
+//! writes to neighbouring keys, which the recent sessions' writes are since session ids
+//! begin with their creation time (docs/STORAGE.md, "Session ids"). A handle from [`EmbeddedStore::for_queued_writes`] marks its writes as
 //! ones nobody is waiting on: the write-behind queue acknowledged them when it queued
 //! them. When such writes arrive faster than one commit each (at least two queued
 //! behind the last commit), the writer holds the batch open for up to [`GROUP_WINDOW`]
