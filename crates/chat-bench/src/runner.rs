@@ -112,6 +112,7 @@ pub async fn run(options: &RunOptions) -> Result<Results, BenchError> {
                 plan.ttft_trials,
                 PACED_CHUNK_DELAY * u32::try_from(plan.ttft_chunks).unwrap_or(u32::MAX),
                 &pacer,
+                &options.out_dir.join("ttft-samples.csv"),
             )
             .await;
             if let Ok(proxy) = proxy {

@@ -27,8 +27,17 @@
 //! provider with nothing else in between. What it adds is the floor any gateway pays
 //! on this machine for the extra WebSocket and HTTP hops; chatbox's added TTFT is
 //! reported next to it.
+//!
+//! Every steady sample through chatbox and through the bare proxy is also written to
+//! `ttft-samples.csv` next to the results: which stream, which of its messages, when
+//! it was sent in its round and its TTFT. The p99 of a round is its fifth-slowest
+//! sample, and whether the slow ones come alone or in groups sent together says what
+//! held them (docs/BENCHMARKS.md, *What the p99 samples are*).
 
+use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -166,14 +175,18 @@ pub async fn run(
     trials: usize,
     reply: Duration,
     pacer: &Pacer,
+    samples_csv: &Path,
 ) -> Result<Vec<TtftLevel>, BenchError> {
     let http = reqwest::Client::new();
     let mut out = Vec::new();
+    let mut samples = SampleLog::default();
     for &streams in levels {
         let load = SteadyLoad::new(streams, rounds, reply, pacer);
         let mut steady = Vec::with_capacity(trials.max(1));
         for trial in 0..trials.max(1) {
-            steady.push(steady_trial(&load, server, proxy, &http, endpoint, trial).await?);
+            steady.push(
+                steady_trial(&load, server, proxy, &http, endpoint, trial, &mut samples).await?,
+            );
         }
         let row = median_level(steady)
             .ok_or_else(|| BenchError::Process("no steady TTFT trial ran".to_owned()))?;
@@ -186,6 +199,11 @@ pub async fn run(
         }
         out.push(row);
         out.push(burst(server, &http, endpoint, streams, rounds).await?);
+    }
+    // The samples are for reading the results; the measurement stands without them.
+    match samples.write(samples_csv) {
+        Ok(()) => println!("  ttft: every steady sample in {}", samples_csv.display()),
+        Err(e) => eprintln!("  ttft: could not write {}: {e}", samples_csv.display()),
     }
     Ok(out)
 }
@@ -200,11 +218,13 @@ async fn steady_trial(
     http: &reqwest::Client,
     endpoint: &str,
     trial: usize,
+    samples: &mut SampleLog,
 ) -> Result<TtftLevel, BenchError> {
     let (direct, mut errors) = load.direct(http, endpoint).await?;
     let chatbox = load
         .through(server, &format!("ttft-steady-{trial}"))
         .await?;
+    samples.add(load.streams, trial, "chatbox", &chatbox.samples);
     let floor = match proxy {
         Ok(proxy) => load
             .through(proxy, &format!("ttft-proxy-{trial}"))
@@ -212,6 +232,9 @@ async fn steady_trial(
             .map_err(|e| format!("the bare proxy: {e}")),
         Err(e) => Err(e.to_owned()),
     };
+    if let Ok(floor) = &floor {
+        samples.add(load.streams, trial, "bare_proxy", &floor.samples);
+    }
     errors.extend(chatbox.errors);
     let mut row = level(
         load.streams,
@@ -278,6 +301,57 @@ struct Through {
     latencies: Latencies,
     errors: Vec<String>,
     cpu_us_per_reply: Option<f64>,
+    /// Every sample, in no particular order.
+    samples: Vec<Sample>,
+}
+
+/// One steady TTFT sample through a gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sample {
+    /// The stream (0-based, in start order).
+    stream: usize,
+    /// Which of the stream's messages (0 = its first, which opens a conversation).
+    message: usize,
+    /// When it was sent, from the start of its round.
+    sent_us: u64,
+    ttft_us: u64,
+}
+
+/// The steady samples of a run, for `ttft-samples.csv`.
+#[derive(Default)]
+pub struct SampleLog {
+    rows: Vec<(usize, usize, &'static str, Sample)>,
+}
+
+impl SampleLog {
+    fn add(&mut self, streams: usize, trial: usize, path: &'static str, samples: &[Sample]) {
+        let mut samples = samples.to_vec();
+        samples.sort_by_key(|s| (s.stream, s.message));
+        self.rows
+            .extend(samples.into_iter().map(|s| (streams, trial, path, s)));
+    }
+
+    /// The rows as CSV, one sample per line after a header.
+    pub fn to_csv(&self) -> String {
+        let mut csv = String::from("streams,trial,path,stream,message,sent_us,ttft_us\n");
+        for (streams, trial, path, s) in &self.rows {
+            csv.push_str(&format!(
+                "{streams},{trial},{path},{},{},{},{}\n",
+                s.stream, s.message, s.sent_us, s.ttft_us
+            ));
+        }
+        csv
+    }
+
+    /// Writes [`Self::to_csv`] to `path` (creating its directory).
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = std::fs::File::create(path)?;
+        file.write_all(self.to_csv().as_bytes())?;
+        file.sync_all()
+    }
 }
 
 impl<'a> SteadyLoad<'a> {
@@ -346,14 +420,34 @@ impl<'a> SteadyLoad<'a> {
         .await?;
         let cpu_before = gateway.cpu_time()?;
         let mut tasks = tokio::task::JoinSet::new();
+        let samples = Arc::new(Mutex::new(Vec::with_capacity(streams * messages)));
         let began = Instant::now();
+        let began_ns = crate::clock::now_ns();
         for (i, mut ws) in conns.into_iter().enumerate() {
             let wait = start.wait(began, i);
+            let samples = samples.clone();
             tasks.spawn(async move {
                 wait.await;
                 let mut replies = Vec::with_capacity(messages);
                 for n in 0..messages {
                     let reply = chat(&mut ws, &format!("question {n}"), |_, _| {}).await;
+                    if let Ok(Reply {
+                        sent_ns,
+                        first_chunk_ns: Some(first),
+                        ..
+                    }) = &reply
+                    {
+                        let sample = Sample {
+                            stream: i,
+                            message: n,
+                            sent_us: sent_ns.saturating_sub(began_ns) / 1_000,
+                            ttft_us: first.saturating_sub(*sent_ns) / 1_000,
+                        };
+                        samples
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(sample);
+                    }
                     let failed = reply.is_err();
                     replies.push(reply);
                     if failed {
@@ -367,10 +461,12 @@ impl<'a> SteadyLoad<'a> {
         let cpu = gateway.cpu_time()?.saturating_sub(cpu_before);
         let mut latencies = Latencies::new()?;
         record_ttft(&round, &mut latencies);
+        let samples = std::mem::take(&mut *samples.lock().unwrap_or_else(PoisonError::into_inner));
         Ok(Through {
             latencies,
             errors: round.errors,
             cpu_us_per_reply: per_reply_us(cpu, round.replies.len()),
+            samples,
         })
     }
 }
@@ -592,6 +688,43 @@ mod tests {
         let through = load.through(&proxy, "then").await.unwrap();
         assert!(through.errors.is_empty(), "{:?}", through.errors);
         assert_eq!(through.latencies.count(), (streams * messages) as u64);
+        // Every sample is kept with its stream and message, for ttft-samples.csv.
+        let mut log = SampleLog::default();
+        log.add(streams, 0, "bare_proxy", &through.samples);
+        let csv = log.to_csv();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines[0],
+            "streams,trial,path,stream,message,sent_us,ttft_us"
+        );
+        assert_eq!(lines.len(), 1 + streams * messages);
+        for (k, line) in lines[1..].iter().enumerate() {
+            let fields: Vec<&str> = line.split(',').collect();
+            let (stream, message) = (k / messages, k % messages);
+            assert_eq!(
+                fields[..5],
+                [
+                    "4",
+                    "0",
+                    "bare_proxy",
+                    &stream.to_string(),
+                    &message.to_string()
+                ]
+            );
+            let ttft_us: u64 = fields[6].parse().unwrap();
+            // The fake holds its headers 50 ms.
+            assert!(ttft_us >= 50_000, "{line}");
+        }
+        // A stream's messages leave one after another, each after the last reply.
+        let sent = |stream: usize, message: usize| {
+            through
+                .samples
+                .iter()
+                .find(|s| s.stream == stream && s.message == message)
+                .unwrap()
+                .sent_us
+        };
+        assert!(sent(0, 1) >= sent(0, 0) + 50_000);
         assert_eq!(fake.request_count(), 2 * streams + streams * messages);
 
         // So does the direct round.
