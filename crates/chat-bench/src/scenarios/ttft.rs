@@ -310,7 +310,8 @@ struct Through {
 struct Sample {
     /// The stream (0-based, in start order).
     stream: usize,
-    /// Which of the stream's messages (0 = its first, which opens a conversation).
+    /// Which of the stream's messages (0 = its first; through chatbox, the one that
+    /// opens its conversation).
     message: usize,
     /// When it was sent, from the start of its round.
     sent_us: u64,
