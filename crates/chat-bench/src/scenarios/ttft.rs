@@ -34,7 +34,6 @@
 //! sample, and whether the slow ones come alone or in groups sent together says what
 //! held them (docs/BENCHMARKS.md, *What the p99 samples are*).
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -349,9 +348,7 @@ impl SampleLog {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let mut file = std::fs::File::create(path)?;
-        file.write_all(self.to_csv().as_bytes())?;
-        file.sync_all()
+        std::fs::write(path, self.to_csv())
     }
 }
 
