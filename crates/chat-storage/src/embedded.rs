@@ -22,12 +22,13 @@
 //! writes to neighbouring keys, which the recent sessions' writes are since session ids
 //! begin with their creation time (docs/STORAGE.md, "Session ids"). A handle from
 //! [`EmbeddedStore::for_queued_writes`] marks its writes as ones nobody is waiting on:
-//! the write-behind queue acknowledged them when it queued them. When such writes arrive faster than one commit each (at least two queued
-//! behind the last commit), the writer holds the batch open for up to [`GROUP_WINDOW`]
-//! after its first write, or until it holds [`GROUP_TARGET`] writes, so that one commit
-//! serves them all. A write from any other handle is never held: it ends the wait and
-//! commits at once with whatever was gathered, so a caller that waits on each write
-//! (creating a share token, the storage benchmark) pays nothing.
+//! the write-behind queue acknowledged them when it queued them. When such writes
+//! arrive faster than one commit each (at least two queued behind the last commit),
+//! the writer holds the batch open for up to [`GROUP_WINDOW`] after its first write,
+//! or until it holds [`GROUP_TARGET`] writes, so that one commit serves them all. A
+//! write from any other handle is never held: it ends the wait and commits at once
+//! with whatever was gathered, so a caller that waits on each write (creating a share
+//! token, the storage benchmark) pays nothing.
 //! Measured in docs/BENCHMARKS.md (sixteenth pass).
 
 use std::any::Any;
