@@ -308,6 +308,15 @@ fn apply_env(settings: &mut Settings, env: &impl EnvSource, errors: &mut Vec<Con
             )),
         }
     }
+    if let Some(v) = get("CHATBOX_EMBEDDED_WRITER_NICE") {
+        match v.trim().parse() {
+            Ok(n) => settings.storage.embedded_writer_nice = n,
+            Err(_) => errors.push(ConfigError::new(
+                "env CHATBOX_EMBEDDED_WRITER_NICE",
+                format!("must be a whole number from 0 to 19, got {v:?}"),
+            )),
+        }
+    }
     if let Some(v) = get("CHATBOX_SESSION_RELEASE_GRACE") {
         match humantime::parse_duration(v.trim()) {
             Ok(d) => settings.sessions.release_grace = d,

@@ -214,6 +214,12 @@ pub struct StorageSettings {
     /// the OS page cache holds the file anyway, and redb never gives its cache back:
     /// the default (2 MiB) is what stays in memory once a load has gone.
     pub embedded_cache_size: usize,
+    /// How far below the server's own priority the embedded store's writer thread
+    /// runs, in nice steps, 0–19 (env `CHATBOX_EMBEDDED_WRITER_NICE`; Linux only; 0
+    /// leaves it at the server's). Its commits then wait while the request handlers
+    /// want the cores instead of preempting them; the writes it applies were already
+    /// acknowledged by the write-behind queue, which bounds how far it may fall behind.
+    pub embedded_writer_nice: u8,
     /// MongoDB settings, used when `backend = "mongodb"`.
     pub mongodb: MongoSettings,
     /// Retry policy for transient storage errors.
@@ -228,6 +234,7 @@ impl Default for StorageSettings {
             backend: StorageBackend::Embedded,
             embedded_path: PathBuf::from("./data/chatbox.redb"),
             embedded_cache_size: 2 * 1024 * 1024,
+            embedded_writer_nice: 5,
             mongodb: MongoSettings::default(),
             retry: RetrySettings::default(),
             write_queue_capacity: 10_000,

@@ -40,6 +40,9 @@ pub const MIN_JWT_SECRET_BYTES: usize = 32;
 /// Smallest accepted `storage.embedded_cache_size`: catches a value meant as MiB.
 pub const MIN_EMBEDDED_CACHE: usize = 1024 * 1024;
 
+/// Largest accepted `storage.embedded_writer_nice`: the lowest nice value is 19.
+pub const MAX_WRITER_NICE: u8 = 19;
+
 /// Largest accepted `websocket.max_message_size` (64 MiB); larger frames would let one
 /// client pin that much memory per connection.
 pub const MAX_FRAME_LIMIT: usize = 64 * 1024 * 1024;
@@ -229,6 +232,15 @@ pub(crate) fn validate(s: &Settings, errors: &mut Vec<ConfigError>) {
             format!(
                 "must be at least {MIN_EMBEDDED_CACHE} bytes (1 MiB), got {}",
                 st.embedded_cache_size
+            ),
+        );
+    }
+    if st.embedded_writer_nice > MAX_WRITER_NICE {
+        err(
+            "storage.embedded_writer_nice",
+            format!(
+                "must be from 0 to {MAX_WRITER_NICE} (nice steps below the server), got {}",
+                st.embedded_writer_nice
             ),
         );
     }

@@ -206,6 +206,7 @@ fn production_issue_19_validation_coverage() {
         ("[sessions]\nreplay_buffer_frames = 0\n".into(), "sessions.replay_buffer_frames", "greater than 0"),
         ("[sessions]\nrelease_grace = \"0s\"\n".into(), "sessions.release_grace", "greater than 0"),
         ("[storage]\nembedded_cache_size = 32\n".into(), "storage.embedded_cache_size", "at least"),
+        ("[storage]\nembedded_writer_nice = 20\n".into(), "storage.embedded_writer_nice", "from 0 to 19"),
         ("[uploads]\nmax_file_size = 0\n".into(), "uploads.max_file_size", "greater than 0"),
         ("[uploads]\nallowed_mime_types = [\"png\"]\n".into(), "uploads.allowed_mime_types[0]", "not a MIME type"),
         ("[notifications]\nhelp_webhook_url = \"http://hooks.example.com/x\"\n".into(), "notifications.help_webhook_url", "plain http"),
@@ -313,6 +314,7 @@ fn env_overrides_apply() {
             ("ENCRYPTION_KEY", KEY32),
             ("CHATBOX_SESSION_RELEASE_GRACE", "90s"),
             ("CHATBOX_EMBEDDED_CACHE_SIZE", "8388608"),
+            ("CHATBOX_EMBEDDED_WRITER_NICE", "0"),
         ]),
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -324,6 +326,7 @@ fn env_overrides_apply() {
         std::time::Duration::from_secs(90)
     );
     assert_eq!(config.storage.embedded_cache_size, 8 * 1024 * 1024);
+    assert_eq!(config.storage.embedded_writer_nice, 0);
     assert_eq!(config.encryption_keys()[0].1, *KEY32.as_bytes());
 }
 
@@ -376,6 +379,7 @@ fn bad_env_values_are_reported_with_their_names() {
             ("CHATBOX_SHUTDOWN_TIMEOUT", "forever"),
             ("CHATBOX_SESSION_RELEASE_GRACE", "soon"),
             ("CHATBOX_EMBEDDED_CACHE_SIZE", "32MiB"),
+            ("CHATBOX_EMBEDDED_WRITER_NICE", "-5"),
         ]),
     )
     .expect_err("invalid");
@@ -386,6 +390,7 @@ fn bad_env_values_are_reported_with_their_names() {
         "env CHATBOX_SHUTDOWN_TIMEOUT",
         "env CHATBOX_SESSION_RELEASE_GRACE",
         "env CHATBOX_EMBEDDED_CACHE_SIZE",
+        "env CHATBOX_EMBEDDED_WRITER_NICE",
     ] {
         assert!(errors.mentions(field), "missing {field}: {errors}");
     }

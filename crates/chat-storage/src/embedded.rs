@@ -30,6 +30,18 @@
 //! with whatever was gathered, so a caller that waits on each write (creating a share
 //! token, the storage benchmark) pays nothing.
 //! Measured in docs/BENCHMARKS.md (sixteenth pass).
+//!
+//! **The writer's priority.** The writer thread runs [`EmbeddedOptions::writer_nice`]
+//! nice steps below the thread that opened the store (`storage.embedded_writer_nice`,
+//! default 5; Linux, where the nice value is per thread). A commit is up to a
+//! millisecond of CPU; at the same priority, the writer woken by a write took a core
+//! from the runtime's workers in the middle of the replies they were starting, and
+//! the time to first token paid for it. Lower, it waits for a free core instead, and
+//! still gets a third of a worker's share when none is free, so under a sustained
+//! load it keeps up (the write-behind queue bounds how far it may fall behind; measured
+//! in docs/BENCHMARKS.md, nineteenth pass). The scheduler gives nothing back to a
+//! thread that lowered itself without privilege, so the priority is set once, as the
+//! thread starts.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -58,6 +70,27 @@ const SHARE_TOKENS: TableDefinition<&str, &str> = TableDefinition::new("share_to
 
 /// Page cache of [`EmbeddedStore::open`]: the default of `storage.embedded_cache_size`.
 pub const DEFAULT_CACHE_SIZE: usize = 2 * 1024 * 1024;
+
+/// How an [`EmbeddedStore`] is opened: the `[storage]` settings it uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbeddedOptions {
+    /// Page cache, in bytes (`storage.embedded_cache_size`).
+    pub cache_bytes: usize,
+    /// Nice increment of the writer thread over the thread that opens the store
+    /// (`storage.embedded_writer_nice`, 0–19; 0 leaves it as it is). Linux only.
+    pub writer_nice: u8,
+}
+
+impl Default for EmbeddedOptions {
+    /// Those of the server's default configuration.
+    fn default() -> Self {
+        let storage = chat_config::StorageSettings::default();
+        Self {
+            cache_bytes: storage.embedded_cache_size,
+            writer_nice: storage.embedded_writer_nice,
+        }
+    }
+}
 
 /// The stored session row (name encrypted when a key is set).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -190,6 +223,39 @@ impl Grouping {
     /// batch holds more than the one write that woke the writer).
     fn should_wait(self, batch: &[Job]) -> bool {
         batch.len() >= 2 && batch.len() < self.target && batch.iter().all(|job| job.may_wait)
+    }
+}
+
+/// Lowers the calling thread's priority by `by` nice steps (at most to 19), once, as
+/// the writer thread starts (module docs). Unprivileged: a thread may always lower its
+/// own priority, never raise it back. A failure is logged, and the writer runs at the
+/// priority it has.
+#[cfg(target_os = "linux")]
+fn lower_priority(by: u8) {
+    if by == 0 {
+        return;
+    }
+    // On Linux the nice value is the thread's own, and `PRIO_PROCESS` with no id
+    // means the calling thread: the runtime's workers keep theirs.
+    let lowered = rustix::process::getpriority_process(None).and_then(|nice| {
+        let target = nice.saturating_add(i32::from(by)).min(19);
+        rustix::process::setpriority_process(None, target).map(|()| target)
+    });
+    match lowered {
+        Ok(nice) => tracing::debug!(nice, "embedded store writer: priority lowered"),
+        Err(error) => {
+            tracing::warn!(%error, "embedded store writer: cannot lower its priority");
+        }
+    }
+}
+
+/// Elsewhere `PRIO_PROCESS` would lower the whole process: the writer keeps its priority.
+#[cfg(not(target_os = "linux"))]
+fn lower_priority(by: u8) {
+    if by != 0 {
+        tracing::debug!(
+            "embedded store writer: storage.embedded_writer_nice applies on Linux only"
+        );
     }
 }
 
@@ -363,27 +429,28 @@ impl std::fmt::Debug for EmbeddedStore {
 
 impl EmbeddedStore {
     /// Opens (or creates) the store file, creating parent directories, with the
-    /// default page cache ([`DEFAULT_CACHE_SIZE`]).
+    /// default options (those of the server's default configuration).
     pub fn open(path: &Path, enc: Encryptor) -> Result<Self, StoreError> {
-        Self::open_with_cache(path, enc, DEFAULT_CACHE_SIZE)
+        Self::open_with(path, enc, EmbeddedOptions::default())
     }
 
-    /// Opens (or creates) the store file with a page cache of at most `cache_bytes`
-    /// (`storage.embedded_cache_size`). redb's own default is 1 GiB, which a growing
-    /// file fills and never gives back: the process would hold as much of the database
-    /// in memory as it ever read or wrote.
-    pub fn open_with_cache(
+    /// Opens (or creates) the store file with a page cache of at most
+    /// `options.cache_bytes` (`storage.embedded_cache_size`; redb's own default is
+    /// 1 GiB, which a growing file fills and never gives back: the process would hold
+    /// as much of the database in memory as it ever read or wrote) and its writer
+    /// thread `options.writer_nice` below the caller's priority (module docs).
+    pub fn open_with(
         path: &Path,
         enc: Encryptor,
-        cache_bytes: usize,
+        options: EmbeddedOptions,
     ) -> Result<Self, StoreError> {
-        Self::open_grouping(path, enc, cache_bytes, Grouping::DEFAULT)
+        Self::open_grouping(path, enc, options, Grouping::DEFAULT)
     }
 
     fn open_grouping(
         path: &Path,
         enc: Encryptor,
-        cache_bytes: usize,
+        options: EmbeddedOptions,
         grouping: Grouping,
     ) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -391,7 +458,7 @@ impl EmbeddedStore {
                 .map_err(|e| StoreError::Open(format!("{}: {e}", parent.display())))?;
         }
         let db = Database::builder()
-            .set_cache_size(cache_bytes)
+            .set_cache_size(options.cache_bytes)
             .create(path)
             .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
         let txn = db.begin_write().map_err(db_err)?;
@@ -407,7 +474,10 @@ impl EmbeddedStore {
             let (db, enc, counters) = (db.clone(), enc.clone(), counters.clone());
             std::thread::Builder::new()
                 .name("embedded-store-writer".to_owned())
-                .spawn(move || run_writer(&db, &enc, receiver, &counters, grouping))
+                .spawn(move || {
+                    lower_priority(options.writer_nice);
+                    run_writer(&db, &enc, receiver, &counters, grouping);
+                })
                 .map_err(|e| StoreError::Open(format!("cannot start the writer thread: {e}")))?
         };
         Ok(Self {
@@ -991,7 +1061,7 @@ mod tests {
         EmbeddedStore::open_grouping(
             &dir.path().join("t.redb"),
             Encryptor::disabled(),
-            DEFAULT_CACHE_SIZE,
+            EmbeddedOptions::default(),
             Grouping {
                 window,
                 target: GROUP_TARGET,

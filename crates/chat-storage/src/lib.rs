@@ -21,7 +21,7 @@ pub mod write_behind;
 
 mod open;
 
-pub use embedded::EmbeddedStore;
+pub use embedded::{EmbeddedOptions, EmbeddedStore};
 pub use encryption::Encryptor;
 pub use error::StoreError;
 pub use mongo::{MongoOptions, MongoStore};

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chat_config::{Config, StorageBackend};
 
-use crate::embedded::EmbeddedStore;
+use crate::embedded::{EmbeddedOptions, EmbeddedStore};
 use crate::encryption::Encryptor;
 use crate::error::StoreError;
 use crate::mongo::{MongoOptions, MongoStore};
@@ -24,10 +24,13 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn SessionStore>, StoreE
         // write-behind queue as MongoDB, those commits leave the chat hot path too
         // (accepted writes are flushed in order, and on shutdown).
         StorageBackend::Embedded => {
-            let embedded = EmbeddedStore::open_with_cache(
+            let embedded = EmbeddedStore::open_with(
                 &storage.embedded_path,
                 enc,
-                storage.embedded_cache_size,
+                EmbeddedOptions {
+                    cache_bytes: storage.embedded_cache_size,
+                    writer_nice: storage.embedded_writer_nice,
+                },
             )?;
             let timeout = storage.mongodb.operation_timeout;
             // redb locks the file to this process, so the session manager alone
