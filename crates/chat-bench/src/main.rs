@@ -47,6 +47,11 @@ enum Command {
         /// Soak with this many clients instead of the plan's.
         #[arg(long)]
         soak_clients: Option<usize>,
+        /// Measure the added TTFT at these numbers of streams (comma-separated)
+        /// instead of the plan's 1, 100 and 1 000: `--only ttft --ttft-streams 100`
+        /// runs the level the target is judged at, five trials, in seconds.
+        #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        ttft_streams: Vec<u32>,
         /// Stop the run, and every server it started, when standard input (a pipe
         /// the parent holds) reaches end of file: the parent is gone, however it
         /// ended. `cargo xtask bench` passes it.
@@ -95,19 +100,10 @@ fn main() -> ExitCode {
             only,
             soak_secs,
             soak_clients,
+            ttft_streams,
             stop_when_stdin_closes,
         } => {
-            let mut plan = if smoke {
-                chat_bench::Plan::smoke()
-            } else {
-                chat_bench::Plan::full()
-            };
-            if let Some(secs) = soak_secs {
-                plan.soak_duration = std::time::Duration::from_secs(secs);
-            }
-            if let Some(clients) = soak_clients {
-                plan.soak_clients = clients;
-            }
+            let plan = plan(smoke, soak_secs, soak_clients, &ttft_streams);
             let options = match std::env::current_exe() {
                 Ok(me) => chat_bench::RunOptions {
                     plan,
@@ -170,6 +166,80 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// The plan `run` measures: the full or smoke plan with the command line's overrides.
+fn plan(
+    smoke: bool,
+    soak_secs: Option<u64>,
+    soak_clients: Option<usize>,
+    ttft_streams: &[u32],
+) -> chat_bench::Plan {
+    let mut plan = if smoke {
+        chat_bench::Plan::smoke()
+    } else {
+        chat_bench::Plan::full()
+    };
+    if let Some(secs) = soak_secs {
+        plan.soak_duration = std::time::Duration::from_secs(secs);
+    }
+    if let Some(clients) = soak_clients {
+        plan.soak_clients = clients;
+    }
+    if !ttft_streams.is_empty() {
+        plan.ttft_levels = ttft_streams.iter().map(|&n| n as usize).collect();
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(args: &[&str]) -> Result<chat_bench::Plan, clap::Error> {
+        let cli = Cli::try_parse_from(
+            [
+                "chat-bench",
+                "run",
+                "--server",
+                "target/release/chat-server",
+            ]
+            .iter()
+            .chain(args),
+        )?;
+        let Command::Run {
+            smoke,
+            soak_secs,
+            soak_clients,
+            ttft_streams,
+            ..
+        } = cli.command
+        else {
+            panic!("not a run");
+        };
+        Ok(plan(smoke, soak_secs, soak_clients, &ttft_streams))
+    }
+
+    #[test]
+    fn ttft_streams_replace_the_plans_levels_and_nothing_else() {
+        let full = chat_bench::Plan::full();
+        let plan = parsed(&["--ttft-streams", "100"]).unwrap();
+        assert_eq!(plan.ttft_levels, vec![100]);
+        assert_eq!(plan.ttft_trials, full.ttft_trials);
+        assert_eq!(plan.idle_levels, full.idle_levels);
+        let plan = parsed(&["--smoke", "--ttft-streams", "100,1000"]).unwrap();
+        assert_eq!(plan.ttft_levels, vec![100, 1_000]);
+        assert_eq!(plan.ttft_trials, chat_bench::Plan::smoke().ttft_trials);
+        assert_eq!(parsed(&[]).unwrap().ttft_levels, full.ttft_levels);
+    }
+
+    #[test]
+    fn ttft_streams_must_be_counts_of_streams() {
+        for bad in ["0", "many", "100,-1"] {
+            let error = parsed(&["--ttft-streams", bad]).err();
+            assert!(error.is_some(), "{bad} accepted");
         }
     }
 }
