@@ -68,9 +68,6 @@ const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("mess
 const ACTIVE_BY_USER: TableDefinition<&str, &str> = TableDefinition::new("active_by_user");
 const SHARE_TOKENS: TableDefinition<&str, &str> = TableDefinition::new("share_tokens");
 
-/// Page cache of [`EmbeddedStore::open`]: the default of `storage.embedded_cache_size`.
-pub const DEFAULT_CACHE_SIZE: usize = 2 * 1024 * 1024;
-
 /// How an [`EmbeddedStore`] is opened: the `[storage]` settings it uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EmbeddedOptions {
@@ -226,10 +223,14 @@ impl Grouping {
     }
 }
 
-/// Lowers the calling thread's priority by `by` nice steps (at most to 19), once, as
-/// the writer thread starts (module docs). Unprivileged: a thread may always lower its
-/// own priority, never raise it back. A failure is logged, and the writer runs at the
-/// priority it has.
+/// The lowest priority a nice value gives (Linux's range is −20 to 19).
+#[cfg(target_os = "linux")]
+const LOWEST_NICE: i32 = 19;
+
+/// Lowers the calling thread's priority by `by` nice steps (at most to
+/// [`LOWEST_NICE`]), once, as the writer thread starts (module docs). Unprivileged: a
+/// thread may always lower its own priority, never raise it back. A failure is logged,
+/// and the writer runs at the priority it has.
 #[cfg(target_os = "linux")]
 fn lower_priority(by: u8) {
     if by == 0 {
@@ -238,7 +239,7 @@ fn lower_priority(by: u8) {
     // On Linux the nice value is the thread's own, and `PRIO_PROCESS` with no id
     // means the calling thread: the runtime's workers keep theirs.
     let lowered = rustix::process::getpriority_process(None).and_then(|nice| {
-        let target = nice.saturating_add(i32::from(by)).min(19);
+        let target = nice.saturating_add(i32::from(by)).min(LOWEST_NICE);
         rustix::process::setpriority_process(None, target).map(|()| target)
     });
     match lowered {
