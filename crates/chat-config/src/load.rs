@@ -227,6 +227,27 @@ fn section<T: DeserializeOwned>(
     }
 }
 
+/// Sets `slot` from the environment variable `name` when it is set (`get`), or reports
+/// that it must be `what`.
+fn parse_env<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    what: &str,
+    slot: &mut T,
+    errors: &mut Vec<ConfigError>,
+) {
+    let Some(v) = get(name) else {
+        return;
+    };
+    match v.trim().parse() {
+        Ok(value) => *slot = value,
+        Err(_) => errors.push(ConfigError::new(
+            format!("env {name}"),
+            format!("must be {what}, got {v:?}"),
+        )),
+    }
+}
+
 /// Applies the environment overrides; unset or empty variables change nothing.
 fn apply_env(settings: &mut Settings, env: &impl EnvSource, errors: &mut Vec<ConfigError>) {
     let get = |name: &str| env.var(name).filter(|v| !v.trim().is_empty());
@@ -241,24 +262,20 @@ fn apply_env(settings: &mut Settings, env: &impl EnvSource, errors: &mut Vec<Con
             )),
         }
     }
-    if let Some(v) = get("CHATBOX_HOST") {
-        match v.trim().parse() {
-            Ok(ip) => settings.server.host = ip,
-            Err(_) => errors.push(ConfigError::new(
-                "env CHATBOX_HOST",
-                format!("must be an IP address, got {v:?}"),
-            )),
-        }
-    }
-    if let Some(v) = get("CHATBOX_PORT") {
-        match v.trim().parse() {
-            Ok(p) => settings.server.port = p,
-            Err(_) => errors.push(ConfigError::new(
-                "env CHATBOX_PORT",
-                format!("must be an integer, got {v:?}"),
-            )),
-        }
-    }
+    parse_env(
+        &get,
+        "CHATBOX_HOST",
+        "an IP address",
+        &mut settings.server.host,
+        errors,
+    );
+    parse_env(
+        &get,
+        "CHATBOX_PORT",
+        "an integer",
+        &mut settings.server.port,
+        errors,
+    );
     if let Some(v) = get("CHATBOX_PATH_PREFIX") {
         settings.server.path_prefix = v.trim().to_owned();
     }
@@ -299,24 +316,20 @@ fn apply_env(settings: &mut Settings, env: &impl EnvSource, errors: &mut Vec<Con
     if let Some(v) = get("CHATBOX_EMBEDDED_PATH") {
         settings.storage.embedded_path = PathBuf::from(v.trim());
     }
-    if let Some(v) = get("CHATBOX_EMBEDDED_CACHE_SIZE") {
-        match v.trim().parse() {
-            Ok(n) => settings.storage.embedded_cache_size = n,
-            Err(_) => errors.push(ConfigError::new(
-                "env CHATBOX_EMBEDDED_CACHE_SIZE",
-                format!("must be a number of bytes, got {v:?}"),
-            )),
-        }
-    }
-    if let Some(v) = get("CHATBOX_EMBEDDED_WRITER_NICE") {
-        match v.trim().parse() {
-            Ok(n) => settings.storage.embedded_writer_nice = n,
-            Err(_) => errors.push(ConfigError::new(
-                "env CHATBOX_EMBEDDED_WRITER_NICE",
-                format!("must be a whole number from 0 to 19, got {v:?}"),
-            )),
-        }
-    }
+    parse_env(
+        &get,
+        "CHATBOX_EMBEDDED_CACHE_SIZE",
+        "a number of bytes",
+        &mut settings.storage.embedded_cache_size,
+        errors,
+    );
+    parse_env(
+        &get,
+        "CHATBOX_EMBEDDED_WRITER_NICE",
+        "a whole number from 0 to 19",
+        &mut settings.storage.embedded_writer_nice,
+        errors,
+    );
     if let Some(v) = get("CHATBOX_SESSION_RELEASE_GRACE") {
         match humantime::parse_duration(v.trim()) {
             Ok(d) => settings.sessions.release_grace = d,
@@ -326,15 +339,13 @@ fn apply_env(settings: &mut Settings, env: &impl EnvSource, errors: &mut Vec<Con
             )),
         }
     }
-    if let Some(v) = get("MAX_MESSAGE_SIZE") {
-        match v.trim().parse() {
-            Ok(n) => settings.websocket.max_message_size = n,
-            Err(_) => errors.push(ConfigError::new(
-                "env MAX_MESSAGE_SIZE",
-                format!("must be a number of bytes, got {v:?}"),
-            )),
-        }
-    }
+    parse_env(
+        &get,
+        "MAX_MESSAGE_SIZE",
+        "a number of bytes",
+        &mut settings.websocket.max_message_size,
+        errors,
+    );
     if let Some(v) = get("CHATBOX_LOG_FORMAT") {
         match v.trim() {
             "auto" => settings.logging.format = LogFormat::Auto,
