@@ -217,8 +217,9 @@ pub struct StorageSettings {
     /// How far below the server's own priority the embedded store's writer thread
     /// runs, in nice steps, 0–19 (env `CHATBOX_EMBEDDED_WRITER_NICE`; Linux only; 0
     /// leaves it at the server's). Its commits then wait while the request handlers
-    /// want the cores instead of preempting them; the writes it applies were already
-    /// acknowledged by the write-behind queue, which bounds how far it may fall behind.
+    /// want the cores instead of preempting them; nearly all the writes it applies were
+    /// already acknowledged by the write-behind queue, which bounds how far it may fall
+    /// behind.
     pub embedded_writer_nice: u8,
     /// MongoDB settings, used when `backend = "mongodb"`.
     pub mongodb: MongoSettings,
