@@ -78,14 +78,19 @@ pub struct EmbeddedOptions {
     pub writer_nice: u8,
 }
 
-impl Default for EmbeddedOptions {
-    /// Those of the server's default configuration.
-    fn default() -> Self {
-        let storage = chat_config::StorageSettings::default();
+impl From<&chat_config::StorageSettings> for EmbeddedOptions {
+    fn from(storage: &chat_config::StorageSettings) -> Self {
         Self {
             cache_bytes: storage.embedded_cache_size,
             writer_nice: storage.embedded_writer_nice,
         }
+    }
+}
+
+impl Default for EmbeddedOptions {
+    /// Those of the server's default configuration.
+    fn default() -> Self {
+        Self::from(&chat_config::StorageSettings::default())
     }
 }
 

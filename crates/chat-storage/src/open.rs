@@ -27,10 +27,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn SessionStore>, StoreE
             let embedded = EmbeddedStore::open_with(
                 &storage.embedded_path,
                 enc,
-                EmbeddedOptions {
-                    cache_bytes: storage.embedded_cache_size,
-                    writer_nice: storage.embedded_writer_nice,
-                },
+                EmbeddedOptions::from(storage),
             )?;
             let timeout = storage.mongodb.operation_timeout;
             // redb locks the file to this process, so the session manager alone
