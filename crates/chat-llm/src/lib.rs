@@ -22,6 +22,7 @@ mod registry;
 mod request;
 mod setup;
 mod sse;
+mod sse_parser;
 
 pub use anthropic::{AnthropicProvider, ANTHROPIC_VERSION, DEFAULT_ANTHROPIC_MAX_TOKENS};
 pub use deadline::Deadlines;

@@ -1,18 +1,21 @@
 //! From the bytes of a Server-Sent Events body to [`StreamEvent`]s, shared by the
 //! three HTTP adapters: each adapter only supplies an [`SseDecoder`] for its JSON.
 //!
-//! The path is hardened against arbitrary input: bytes are decoded as lossy UTF-8
-//! (the SSE parser would otherwise stall on an invalid byte), a reply is capped at
-//! [`MAX_REPLY_BYTES`], malformed events are skipped up to [`MAX_MALFORMED_EVENTS`],
-//! and the first parser or transport error ends the stream.
+//! The path is hardened against arbitrary input: lines are decoded as lossy UTF-8
+//! (an invalid byte becomes U+FFFD instead of stalling the stream), a reply is capped
+//! at [`MAX_REPLY_BYTES`], malformed events are skipped up to
+//! [`MAX_MALFORMED_EVENTS`], and the first transport error ends the stream. The
+//! event-stream format itself is parsed by [`crate::sse_parser`], which copies each
+//! body byte once.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
-use eventsource_stream::{EventStreamError, Eventsource};
 use futures::{Stream, StreamExt};
 
+use crate::sse_parser::SseParser;
 use crate::{EventStream, LlmError, StreamEvent, Usage};
 
 /// Largest reply body accepted from a provider; also bounds the SSE parser's buffer.
@@ -57,33 +60,53 @@ where
     E: std::error::Error + Send + 'static,
     D: SseDecoder,
 {
-    let sse = sanitize(body).eventsource();
+    let body = body.map(|chunk| {
+        chunk.map_err(|e| {
+            LlmError::Unavailable(format!(
+                "connection to the provider lost mid-reply: {}",
+                crate::http::chain(&e)
+            ))
+        })
+    });
     let state = Driver {
-        sse: Some(Box::pin(sse)),
-        decoder,
-        ended: false,
-        pending: VecDeque::new(),
-        scratch: Vec::new(),
-        prompt_chars,
-        completion_chars: 0,
-        prompt_tokens: None,
-        completion_tokens: None,
-        malformed: 0,
+        body: Some(Box::pin(body)),
+        parser: SseParser::default(),
+        received: 0,
+        reply: Reply {
+            decoder,
+            ended: false,
+            failed: false,
+            pending: VecDeque::new(),
+            scratch: Vec::new(),
+            prompt_chars,
+            completion_chars: 0,
+            prompt_tokens: None,
+            completion_tokens: None,
+            malformed: 0,
+        },
     };
     Box::pin(futures::stream::unfold(state, Driver::next))
 }
 
-type SseEvents = std::pin::Pin<
-    Box<dyn Stream<Item = Result<eventsource_stream::Event, EventStreamError<LlmError>>> + Send>,
->;
+type Body = Pin<Box<dyn Stream<Item = Result<Bytes, LlmError>> + Send>>;
 
 struct Driver<D> {
     /// `None` once the reply is over; dropping it releases the connection.
-    sse: Option<SseEvents>,
+    body: Option<Body>,
+    parser: SseParser,
+    /// Body bytes received so far (bounded by [`MAX_REPLY_BYTES`]).
+    received: usize,
+    reply: Reply<D>,
+}
+
+/// What the events of one reply add up to.
+struct Reply<D> {
     decoder: D,
     /// The provider's end marker was seen: the rest of the body is drained (so the
     /// connection can go back to the pool), then usage and `Done` follow.
     ended: bool,
+    /// An error ended the reply: the body is dropped, nothing more is read.
+    failed: bool,
     /// Items decoded but not yet handed out (one SSE event yields at most a few).
     pending: VecDeque<Result<StreamEvent, LlmError>>,
     scratch: Vec<Decoded>,
@@ -102,41 +125,47 @@ const DRAIN_LIMIT: Duration = Duration::from_millis(250);
 impl<D: SseDecoder> Driver<D> {
     async fn next(mut self) -> Option<(Result<StreamEvent, LlmError>, Self)> {
         loop {
-            if let Some(item) = self.pending.pop_front() {
+            if let Some(item) = self.reply.pending.pop_front() {
                 return Some((item, self));
             }
-            let mut sse = self.sse.take()?;
-            if self.ended {
-                drain(&mut sse).await;
-                drop(sse);
-                self.complete();
+            let mut body = self.body.take()?;
+            if self.reply.ended {
+                drain(&mut body).await;
+                drop(body);
+                self.reply.complete();
                 continue;
             }
-            match sse.next().await {
-                Some(Ok(event)) => {
-                    self.sse = Some(sse);
-                    self.on_event(&event.event, &event.data);
+            // Events already buffered first: one read often carries many.
+            if let Some((event, data)) = self.parser.next_event() {
+                self.reply.on_event(event, data);
+                if !self.reply.failed {
+                    self.body = Some(body);
                 }
-                Some(Err(e)) => {
-                    let error = match e {
-                        EventStreamError::Transport(e) => e,
-                        EventStreamError::Utf8(e) => {
-                            LlmError::Protocol(format!("invalid UTF-8: {e}"))
-                        }
-                        EventStreamError::Parser(e) => {
-                            LlmError::Protocol(format!("unparseable event stream: {:?}", e.code))
-                        }
-                    };
-                    self.pending.push_back(Err(error));
+                continue;
+            }
+            match body.next().await {
+                Some(Ok(chunk)) => {
+                    self.received = self.received.saturating_add(chunk.len());
+                    if self.received > MAX_REPLY_BYTES {
+                        self.reply.fail(LlmError::Protocol(format!(
+                            "reply larger than {MAX_REPLY_BYTES} bytes"
+                        )));
+                    } else {
+                        self.parser.push(&chunk);
+                        self.body = Some(body);
+                    }
                 }
-                None if self.decoder.complete_at_eof() => self.complete(),
-                None => self.pending.push_back(Err(LlmError::Unavailable(
+                Some(Err(error)) => self.reply.fail(error),
+                None if self.reply.decoder.complete_at_eof() => self.reply.complete(),
+                None => self.reply.fail(LlmError::Unavailable(
                     "the provider closed the stream before the reply was complete".to_owned(),
-                ))),
+                )),
             }
         }
     }
+}
 
+impl<D: SseDecoder> Reply<D> {
     fn on_event(&mut self, event: &str, data: &str) {
         self.scratch.clear();
         let mut out = std::mem::take(&mut self.scratch);
@@ -186,84 +215,19 @@ impl<D: SseDecoder> Driver<D> {
         self.pending.push_back(Ok(StreamEvent::Done));
     }
 
-    /// Ends the reply with `error` (once), releasing the connection now.
+    /// Ends the reply with `error` (once); the driver then drops the connection.
     fn fail(&mut self, error: LlmError) {
-        if self.sse.take().is_some() {
+        if !self.failed {
+            self.failed = true;
             self.pending.push_back(Err(error));
         }
     }
 }
 
 /// Reads and discards the rest of the body, up to [`DRAIN_LIMIT`] or the first error.
-async fn drain(sse: &mut SseEvents) {
-    let rest = async { while let Some(Ok(_)) = sse.next().await {} };
+async fn drain(body: &mut Body) {
+    let rest = async { while let Some(Ok(_)) = body.next().await {} };
     let _ = tokio::time::timeout(DRAIN_LIMIT, rest).await;
-}
-
-/// Lossy UTF-8 decoding across chunk boundaries plus the [`MAX_REPLY_BYTES`] cap.
-/// The SSE parser only ever sees valid UTF-8, so an invalid byte becomes U+FFFD
-/// instead of stalling it.
-fn sanitize<S, E>(body: S) -> impl Stream<Item = Result<Bytes, LlmError>> + Send + 'static
-where
-    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
-    E: std::error::Error + Send + 'static,
-{
-    let mut carry: Vec<u8> = Vec::new();
-    let mut seen = 0usize;
-    let mut over = false;
-    body.map(move |chunk| {
-        if over {
-            return Err(LlmError::Protocol("reply too large".to_owned()));
-        }
-        let chunk = chunk.map_err(|e| {
-            LlmError::Unavailable(format!(
-                "connection to the provider lost mid-reply: {}",
-                crate::http::chain(&e)
-            ))
-        })?;
-        seen = seen.saturating_add(chunk.len());
-        if seen > MAX_REPLY_BYTES {
-            over = true;
-            return Err(LlmError::Protocol(format!(
-                "reply larger than {MAX_REPLY_BYTES} bytes"
-            )));
-        }
-        carry.extend_from_slice(&chunk);
-        Ok(Bytes::from(take_valid_utf8(&mut carry)))
-    })
-}
-
-/// Removes from `buf` everything that can be decoded now (invalid sequences replaced
-/// by U+FFFD) and leaves only an incomplete trailing sequence (at most 3 bytes).
-fn take_valid_utf8(buf: &mut Vec<u8>) -> String {
-    let mut out = String::with_capacity(buf.len());
-    let mut rest: &[u8] = buf;
-    loop {
-        match std::str::from_utf8(rest) {
-            Ok(valid) => {
-                out.push_str(valid);
-                rest = &[];
-                break;
-            }
-            Err(e) => {
-                let (valid, after) = rest.split_at(e.valid_up_to());
-                out.push_str(&String::from_utf8_lossy(valid));
-                match e.error_len() {
-                    Some(len) => {
-                        out.push(char::REPLACEMENT_CHARACTER);
-                        rest = after.get(len..).unwrap_or_default();
-                    }
-                    None => {
-                        rest = after;
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    let keep = rest.to_vec();
-    *buf = keep;
-    out
 }
 
 #[cfg(test)]
