@@ -1,10 +1,11 @@
 //! The three deadlines of a reply, applied the same way around every provider.
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use chat_config::LlmSettings;
 use futures::StreamExt;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::{ChatRequest, EventStream, LlmError, LlmProvider, StreamEvent};
 
@@ -56,11 +57,13 @@ impl Deadlines {
 
     /// Bounds an already-open stream whose request started at `started`.
     pub fn wrap(&self, inner: EventStream, started: Instant) -> EventStream {
+        let first = started + self.first_token.min(self.total);
         let state = Watch {
             inner: Some(inner),
             deadlines: *self,
             started,
             first_token_seen: false,
+            timer: Box::pin(tokio::time::sleep_until(first)),
         };
         Box::pin(futures::stream::unfold(state, Watch::next))
     }
@@ -73,27 +76,56 @@ struct Watch {
     deadlines: Deadlines,
     started: Instant,
     first_token_seen: bool,
+    /// One timer for the whole reply, never set later than the deadline in force.
+    /// The idle deadline moves on with every chunk; moving the timer with it would
+    /// take the runtime's timer wheel twice per chunk (a few per cent of the relay's
+    /// CPU, docs/BENCHMARKS.md, twentieth pass). A timer that fires before the
+    /// deadline in force is set to it then, at most once per idle period.
+    timer: Pin<Box<Sleep>>,
 }
 
 impl Watch {
-    async fn next(mut self) -> Option<(Result<StreamEvent, LlmError>, Self)> {
-        let inner = self.inner.as_mut()?;
+    /// The deadline in force for the next item, and the error its passing means;
+    /// `now` is when the item was asked for (the idle deadline counts from there).
+    fn deadline(&self, now: Instant) -> (Instant, LlmError) {
         let total_deadline = self.started + self.deadlines.total;
         let (phase_deadline, phase_error) = if self.first_token_seen {
-            (Instant::now() + self.deadlines.idle, LlmError::IdleTimeout)
+            (now + self.deadlines.idle, LlmError::IdleTimeout)
         } else {
             (
                 self.started + self.deadlines.first_token,
                 LlmError::FirstTokenTimeout,
             )
         };
-        let (deadline, error) = if total_deadline <= phase_deadline {
+        if total_deadline <= phase_deadline {
             (total_deadline, LlmError::TotalTimeout)
         } else {
             (phase_deadline, phase_error)
+        }
+    }
+
+    async fn next(mut self) -> Option<(Result<StreamEvent, LlmError>, Self)> {
+        let (deadline, error) = self.deadline(Instant::now());
+        let Self { inner, timer, .. } = &mut self;
+        let inner = inner.as_mut()?;
+        if deadline < timer.deadline() {
+            // Earlier than the timer (the first token switched to the idle deadline).
+            timer.as_mut().reset(deadline);
+        }
+        let item = loop {
+            tokio::select! {
+                biased;
+                item = inner.next() => break Some(item),
+                () = timer.as_mut() => {
+                    if timer.deadline() >= deadline {
+                        break None;
+                    }
+                    timer.as_mut().reset(deadline);
+                }
+            }
         };
-        match tokio::time::timeout_at(deadline, inner.next()).await {
-            Ok(Some(Ok(event))) => {
+        match item {
+            Some(Some(Ok(event))) => {
                 match &event {
                     StreamEvent::Delta(_) => self.first_token_seen = true,
                     StreamEvent::Done => self.inner = None,
@@ -101,15 +133,15 @@ impl Watch {
                 }
                 Some((Ok(event), self))
             }
-            Ok(Some(Err(e))) => {
+            Some(Some(Err(e))) => {
                 self.inner = None;
                 Some((Err(e), self))
             }
-            Ok(None) => {
+            Some(None) => {
                 self.inner = None;
                 None
             }
-            Err(_) => {
+            None => {
                 // Dropping the provider stream here (not when the caller gets around to
                 // dropping ours) closes the connection at the deadline.
                 self.inner = None;
@@ -213,6 +245,47 @@ mod tests {
             ]
         );
         assert_eq!(t0.elapsed(), Duration::from_millis(100 + 1_900 + 2_000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn chunks_within_the_idle_period_leave_the_timer_alone() {
+        let items = (0..6)
+            .map(|i| (10, StreamEvent::Delta(i.to_string())))
+            .collect();
+        let started = Instant::now();
+        let mut watch = Watch {
+            inner: Some(scripted(items)),
+            deadlines: deadlines(),
+            started,
+            first_token_seen: false,
+            timer: Box::pin(tokio::time::sleep_until(started + Duration::from_secs(5))),
+        };
+        let next = |watch: Watch| async move {
+            let (item, watch) = watch.next().await.unwrap();
+            assert!(item.is_ok(), "{item:?}");
+            watch
+        };
+        watch = next(watch).await;
+        assert_eq!(watch.timer.deadline(), started + Duration::from_secs(5));
+        // After the first token the idle deadline (2 s) is the earlier one: set once.
+        watch = next(watch).await;
+        let armed = watch.timer.deadline();
+        assert_eq!(
+            armed,
+            started + Duration::from_millis(10) + Duration::from_secs(2)
+        );
+        for _ in 0..4 {
+            watch = next(watch).await;
+        }
+        assert_eq!(watch.timer.deadline(), armed);
+        // Silence: the timer fires early, moves to the deadline in force, and the
+        // reply ends exactly one idle period after the last chunk.
+        let (item, _) = watch.next().await.unwrap();
+        assert_eq!(item, Err(LlmError::IdleTimeout));
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(60) + Duration::from_secs(2)
+        );
     }
 
     #[tokio::test(start_paused = true)]
