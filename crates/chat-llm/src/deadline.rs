@@ -47,8 +47,12 @@ impl Deadlines {
         request: ChatRequest,
     ) -> Result<EventStream, LlmError> {
         let started = Instant::now();
-        let first_deadline = started + self.first_token.min(self.total);
-        let inner = match tokio::time::timeout_at(first_deadline, provider.stream(request)).await {
+        let inner = match tokio::time::timeout_at(
+            self.first_token_deadline(started),
+            provider.stream(request),
+        )
+        .await
+        {
             Ok(result) => result?,
             Err(_) => return Err(LlmError::FirstTokenTimeout),
         };
@@ -57,15 +61,20 @@ impl Deadlines {
 
     /// Bounds an already-open stream whose request started at `started`.
     pub fn wrap(&self, inner: EventStream, started: Instant) -> EventStream {
-        let first = started + self.first_token.min(self.total);
         let state = Watch {
             inner: Some(inner),
             deadlines: *self,
             started,
             first_token_seen: false,
-            timer: Box::pin(tokio::time::sleep_until(first)),
+            timer: Box::pin(tokio::time::sleep_until(self.first_token_deadline(started))),
         };
         Box::pin(futures::stream::unfold(state, Watch::next))
+    }
+
+    /// When a request started at `started` must have its first token: the first-token
+    /// or the total deadline, whichever comes first.
+    fn first_token_deadline(&self, started: Instant) -> Instant {
+        started + self.first_token.min(self.total)
     }
 }
 
