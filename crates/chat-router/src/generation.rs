@@ -16,6 +16,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::gate::Gated;
 use crate::router::{LiveSession, MessageRouter};
 
 /// Metadata key on a stored reply that was cut short, with the reason as value
@@ -97,9 +98,10 @@ async fn drive(
     request: ChatRequest,
     progress: &mut Progress,
 ) -> Outcome {
-    // One cancellation future for the whole reply: a fresh one per chunk would take
-    // the token's lock twice per chunk (check, then register).
-    let cancelled = job.cancel.cancelled();
+    // One cancellation future for the whole reply, polled again only when the token
+    // woke it: polling it takes the token's lock twice (check, then register), and
+    // this loop wakes once per chunk.
+    let cancelled = Gated::new(job.cancel.cancelled());
     tokio::pin!(cancelled);
     let waiting = Instant::now();
     let attempt = tokio::select! {

@@ -10,6 +10,7 @@
 pub mod bus;
 pub mod channel;
 pub mod error;
+pub mod gate;
 mod generation;
 pub mod notifier;
 pub mod outbound;
@@ -18,6 +19,7 @@ mod router;
 pub use bus::{Bus, BusEvent, BusHandler, InProcessBus};
 pub use channel::{ResumeOutcome, SessionChannel};
 pub use error::RouterError;
+pub use gate::Gated;
 pub use generation::META_INTERRUPTED;
 pub use notifier::{DefaultNotifier, HelpNotifier, HelpRequest};
 pub use outbound::{CloseReason, ConnectionHandle, ConnectionId, Identity, Outgoing};

@@ -62,7 +62,9 @@ use axum::extract::ws::{close_code, CloseFrame, Message as WsMessage, Utf8Bytes,
 use chat_config::WebSocketSettings;
 use chat_protocol::{ErrorCode, Message};
 use chat_ratelimit::ConnectionSlot;
-use chat_router::{CloseReason, ConnectionHandle, ConnectionId, Identity, MessageRouter, Outgoing};
+use chat_router::{
+    CloseReason, ConnectionHandle, ConnectionId, Gated, Identity, MessageRouter, Outgoing,
+};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinError;
@@ -141,7 +143,7 @@ pub(crate) async fn serve(
     );
     tokio::select! {
         biased;
-        _ = guard.abort_signal().cancelled() => {
+        _ = Gated::new(guard.abort_signal().cancelled()) => {
             tracing::debug!(parent: &span, "connection aborted by the drain deadline");
         }
         _ = run(socket, context, &guard).instrument(span.clone()) => {}
@@ -226,10 +228,13 @@ async fn serve_frames(
     guard: &DrainGuard,
     token_expires_at: Option<SystemTime>,
 ) -> Ending {
+    // The loop wakes for every frame in or out; these two are polled again only when
+    // they fire (`Gated`): both are tokens, and the drain's is shared by every
+    // connection.
     let kill_switch = handle.kill_switch();
-    let killed = kill_switch.cancelled();
+    let killed = Gated::new(kill_switch.cancelled());
     tokio::pin!(killed);
-    let shutdown = guard.close_signal().cancelled();
+    let shutdown = Gated::new(guard.close_signal().cancelled());
     tokio::pin!(shutdown);
     let mut clock = Clock::new(settings, token_expires_at);
     let timer = tokio::time::sleep_until(clock.next_deadline());
