@@ -14,7 +14,6 @@
 //! went out ([`chat_protocol::ai_chunk_json`]).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chat_protocol::ai_chunk_json;
@@ -22,7 +21,7 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use crate::outbound::{ConnectionHandle, ConnectionId};
+use crate::outbound::{ConnectionHandle, ConnectionId, Frame};
 
 /// What a `resume` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +38,7 @@ enum Kept {
     /// A text chunk: the frame is written again from these on resume.
     Chunk { at: DateTime<Utc>, text: Box<str> },
     /// Any other sequenced frame (the final chunk of a reply), as sent.
-    Frame(Arc<str>),
+    Frame(Frame),
 }
 
 struct ChannelState {
@@ -70,9 +69,11 @@ impl ChannelState {
     }
 
     /// The frame of a kept entry, as it was sent.
-    fn frame(&self, seq: u64, kept: &Kept) -> Arc<str> {
+    fn frame(&self, seq: u64, kept: &Kept) -> Frame {
         match kept {
-            Kept::Chunk { at, text } => Arc::from(ai_chunk_json(&self.session_id, text, seq, *at)),
+            Kept::Chunk { at, text } => {
+                Frame::from(ai_chunk_json(&self.session_id, text, seq, *at))
+            }
             Kept::Frame(frame) => frame.clone(),
         }
     }
@@ -147,7 +148,7 @@ impl SessionChannel {
 
     /// Sends a frame that is not replayed (loading, admin notices, echoes) to every
     /// subscriber except `except`. Returns how many got it.
-    pub fn broadcast(&self, frame: Arc<str>, except: Option<ConnectionId>) -> usize {
+    pub fn broadcast(&self, frame: Frame, except: Option<ConnectionId>) -> usize {
         let mut state = self.state.lock();
         state.touch();
         fan_out(&mut state.subscribers, &frame, except, None)
@@ -168,7 +169,7 @@ impl SessionChannel {
     pub fn publish_seq(&self, make: impl FnOnce(u64) -> String) -> u64 {
         let mut state = self.state.lock();
         let seq = state.next_seq;
-        let frame: Arc<str> = Arc::from(make(seq));
+        let frame = Frame::from(make(seq));
         state.keep(seq, Kept::Frame(frame.clone()));
         fan_out(&mut state.subscribers, &frame, None, Some(seq));
         seq
@@ -181,7 +182,7 @@ impl SessionChannel {
         let at = Utc::now();
         let mut state = self.state.lock();
         let seq = state.next_seq;
-        let frame: Arc<str> = Arc::from(ai_chunk_json(&state.session_id, text, seq, at));
+        let frame = Frame::from(ai_chunk_json(&state.session_id, text, seq, at));
         state.keep(
             seq,
             Kept::Chunk {
@@ -269,7 +270,7 @@ impl SessionChannel {
 /// `seq` (for replayable chunks) records the first chunk each one received live.
 fn fan_out(
     subscribers: &mut Vec<Subscriber>,
-    frame: &Arc<str>,
+    frame: &Frame,
     except: Option<ConnectionId>,
     seq: Option<u64>,
 ) -> usize {
@@ -516,7 +517,7 @@ mod tests {
         let (b, mut rb) = conn(2, 8);
         channel.subscribe(&a);
         channel.subscribe(&b);
-        assert_eq!(channel.broadcast(Arc::from("typing"), Some(1)), 1);
+        assert_eq!(channel.broadcast(Frame::from("typing"), Some(1)), 1);
         assert!(drain(&mut ra).is_empty());
         assert_eq!(drain(&mut rb), vec!["typing"]);
     }
