@@ -151,7 +151,7 @@ impl<D: SseDecoder> Driver<D> {
                             "reply larger than {MAX_REPLY_BYTES} bytes"
                         )));
                     } else {
-                        self.parser.push(&chunk);
+                        self.parser.push(chunk);
                         self.body = Some(body);
                     }
                 }

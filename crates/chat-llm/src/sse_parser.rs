@@ -1,9 +1,10 @@
 //! An incremental parser of the `text/event-stream` format (WHATWG HTML, "Server-sent
 //! events", *event stream interpretation*), reading a body chunk by chunk.
 //!
-//! Each byte of the body is copied once, into the parser's buffer; complete lines are
-//! read where they lie, and only the unfinished last line is kept (moved to the front)
-//! when the next chunk arrives. An event's name and data are handed out borrowed from
+//! Complete lines are read where they lie, in the chunk the body delivered them in:
+//! a chunk that starts a line is not copied at all. Only a line left unfinished at
+//! the end of a chunk is copied, into the parser's own buffer, where the following
+//! chunks are appended until the line is complete. An event's name and data are handed out borrowed from
 //! two buffers reused for every event. A provider streaming fast sends many events per
 //! read: the general-purpose parser this replaces re-allocated and copied the rest of
 //! the buffer after every line, so a read of N events cost O(N²) bytes copied, and
@@ -16,6 +17,8 @@
 //! bounds the body's total size.
 
 use std::borrow::Cow;
+
+use bytes::Bytes;
 
 /// The byte-order mark a stream may start with (skipped, as the format says).
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -33,8 +36,13 @@ fn decode(line: &[u8]) -> Cow<'_, str> {
 /// Parses one event stream; see the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct SseParser {
-    /// Bytes received and not yet consumed start at `pos`.
-    buf: Vec<u8>,
+    /// The chunk being read when nothing was pending as it arrived (`in_chunk`).
+    chunk: Bytes,
+    /// Otherwise the pending bytes and the chunks after them, copied.
+    owned: Vec<u8>,
+    /// Which of the two is read.
+    in_chunk: bool,
+    /// Bytes received and not yet consumed start at `pos` (in the one read).
     pos: usize,
     /// Bytes after `pos` already searched for a line ending (none found).
     scanned: usize,
@@ -51,14 +59,36 @@ pub(crate) struct SseParser {
 }
 
 impl SseParser {
-    /// Appends the next bytes of the body.
-    pub(crate) fn push(&mut self, bytes: &[u8]) {
-        if self.pos > 0 {
-            // Only the unfinished line moves: everything before it was consumed.
-            self.buf.drain(..self.pos);
-            self.pos = 0;
+    /// Appends the next chunk of the body.
+    pub(crate) fn push(&mut self, chunk: Bytes) {
+        if self.pos >= self.buf().len() {
+            // Nothing pending: the chunk is read where it lies.
+            self.owned.clear();
+            self.chunk = chunk;
+            self.in_chunk = true;
+        } else {
+            if self.in_chunk {
+                // A line continues past its chunk: its start is copied, once.
+                self.owned.clear();
+                self.owned.extend_from_slice(&self.chunk[self.pos..]);
+                self.chunk = Bytes::new();
+                self.in_chunk = false;
+            } else {
+                // Only the unfinished line moves: everything before it was consumed.
+                self.owned.drain(..self.pos);
+            }
+            self.owned.extend_from_slice(&chunk);
         }
-        self.buf.extend_from_slice(bytes);
+        self.pos = 0;
+    }
+
+    /// The bytes being read.
+    fn buf(&self) -> &[u8] {
+        if self.in_chunk {
+            &self.chunk
+        } else {
+            &self.owned
+        }
     }
 
     /// The next complete event in what was pushed so far, as `(name, data)`: the
@@ -75,22 +105,24 @@ impl SseParser {
         }
         loop {
             if self.after_cr {
-                let next = *self.buf.get(self.pos)?;
+                let next = *self.buf().get(self.pos)?;
                 self.after_cr = false;
                 if next == b'\n' {
                     self.pos += 1;
                 }
             }
+            let buf = if self.in_chunk {
+                &self.chunk[..]
+            } else {
+                &self.owned[..]
+            };
             let from = self.pos + self.scanned;
-            let Some(offset) = self.buf[from..]
-                .iter()
-                .position(|&b| b == b'\n' || b == b'\r')
-            else {
-                self.scanned = self.buf.len() - self.pos;
+            let Some(offset) = buf[from..].iter().position(|&b| b == b'\n' || b == b'\r') else {
+                self.scanned = buf.len() - self.pos;
                 return None;
             };
             let (start, end) = (self.pos, from + offset);
-            self.after_cr = self.buf[end] == b'\r';
+            self.after_cr = buf[end] == b'\r';
             self.pos = end + 1;
             self.scanned = 0;
             if start == end {
@@ -108,7 +140,7 @@ impl SseParser {
                 };
                 return Some((name, self.data.as_str()));
             }
-            let line = decode(&self.buf[start..end]);
+            let line = decode(&buf[start..end]);
             if line.starts_with(':') {
                 continue; // a comment
             }
@@ -138,7 +170,7 @@ impl SseParser {
         if self.bom_checked {
             return true;
         }
-        let head = &self.buf[self.pos..];
+        let head = &self.buf()[self.pos..];
         if head.len() < BOM.len() && BOM.starts_with(head) {
             return false;
         }
@@ -160,7 +192,7 @@ mod tests {
         let mut parser = SseParser::default();
         let mut out = Vec::new();
         for chunk in chunks {
-            parser.push(chunk);
+            parser.push(Bytes::copy_from_slice(chunk));
             while let Some((name, data)) = parser.next_event() {
                 out.push((name.to_owned(), data.to_owned()));
             }
@@ -221,11 +253,11 @@ mod tests {
     #[test]
     fn an_unfinished_event_waits_for_its_blank_line() {
         let mut parser = SseParser::default();
-        parser.push(b"data: par");
+        parser.push(Bytes::from_static(b"data: par"));
         assert_eq!(parser.next_event(), None);
-        parser.push(b"tial\n");
+        parser.push(Bytes::from_static(b"tial\n"));
         assert_eq!(parser.next_event(), None);
-        parser.push(b"\n");
+        parser.push(Bytes::from_static(b"\n"));
         assert_eq!(parser.next_event(), Some(("message", "partial")));
         assert_eq!(parser.next_event(), None);
     }
@@ -261,18 +293,48 @@ mod tests {
     }
 
     #[test]
+    fn whole_lines_are_read_in_their_chunk_and_only_an_unfinished_one_is_copied() {
+        let mut parser = SseParser::default();
+        parser.push(Bytes::from_static(b"data: a\n\ndata: b\n\n"));
+        assert!(parser.in_chunk);
+        assert_eq!(parser.next_event(), Some(("message", "a")));
+        assert_eq!(parser.next_event(), Some(("message", "b")));
+        assert_eq!(parser.next_event(), None);
+        assert!(parser.owned.is_empty());
+
+        parser.push(Bytes::from_static(b"data: c\n\ndata: unfin"));
+        assert_eq!(parser.next_event(), Some(("message", "c")));
+        assert_eq!(parser.next_event(), None);
+        parser.push(Bytes::from_static(b"ished\n"));
+        assert!(!parser.in_chunk);
+        assert_eq!(parser.owned, b"data: unfinished\n");
+        assert_eq!(parser.next_event(), None);
+        parser.push(Bytes::from_static(b"\n"));
+        assert!(parser.in_chunk, "nothing was pending");
+        assert_eq!(parser.next_event(), Some(("message", "unfinished")));
+
+        parser.push(Bytes::from_static(b"data: d\n\n"));
+        assert!(parser.in_chunk);
+        assert_eq!(parser.next_event(), Some(("message", "d")));
+    }
+
+    #[test]
     fn the_buffer_keeps_only_the_unfinished_line() {
         let mut parser = SseParser::default();
         for _ in 0..1_000 {
-            parser.push(b"data: 0123456789abcdef\n\ndata: next");
+            parser.push(Bytes::from_static(b"data: 0123456789abcdef\n\ndata: next"));
             while parser.next_event().is_some() {}
-            parser.push(b"\n\n");
+            parser.push(Bytes::from_static(b"\n\n"));
             while parser.next_event().is_some() {}
         }
-        parser.push(b"data: tail");
+        parser.push(Bytes::from_static(b"data: tail"));
         assert!(parser.next_event().is_none());
-        assert!(parser.buf.len() - parser.pos <= b"data: tail".len());
-        assert!(parser.buf.capacity() < 4_096, "{}", parser.buf.capacity());
+        assert!(parser.buf().len() - parser.pos <= b"data: tail".len());
+        assert!(
+            parser.owned.capacity() < 4_096,
+            "{}",
+            parser.owned.capacity()
+        );
     }
 
     fn wire() -> impl Strategy<Value = Vec<u8>> {
