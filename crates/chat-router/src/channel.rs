@@ -14,6 +14,7 @@
 //! went out ([`chat_protocol::ai_chunk_json`]).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chat_protocol::ai_chunk_json;
@@ -21,7 +22,7 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use crate::outbound::{ConnectionHandle, ConnectionId, Frame};
+use crate::outbound::{ConnectionHandle, ConnectionId};
 
 /// What a `resume` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +39,7 @@ enum Kept {
     /// A text chunk: the frame is written again from these on resume.
     Chunk { at: DateTime<Utc>, text: Box<str> },
     /// Any other sequenced frame (the final chunk of a reply), as sent.
-    Frame(Frame),
+    Frame(Arc<str>),
 }
 
 struct ChannelState {
@@ -69,11 +70,9 @@ impl ChannelState {
     }
 
     /// The frame of a kept entry, as it was sent.
-    fn frame(&self, seq: u64, kept: &Kept) -> Frame {
+    fn frame(&self, seq: u64, kept: &Kept) -> Arc<str> {
         match kept {
-            Kept::Chunk { at, text } => {
-                Frame::from(ai_chunk_json(&self.session_id, text, seq, *at))
-            }
+            Kept::Chunk { at, text } => Arc::from(ai_chunk_json(&self.session_id, text, seq, *at)),
             Kept::Frame(frame) => frame.clone(),
         }
     }
@@ -148,7 +147,7 @@ impl SessionChannel {
 
     /// Sends a frame that is not replayed (loading, admin notices, echoes) to every
     /// subscriber except `except`. Returns how many got it.
-    pub fn broadcast(&self, frame: Frame, except: Option<ConnectionId>) -> usize {
+    pub fn broadcast(&self, frame: Arc<str>, except: Option<ConnectionId>) -> usize {
         let mut state = self.state.lock();
         state.touch();
         fan_out(&mut state.subscribers, &frame, except, None)
@@ -169,7 +168,7 @@ impl SessionChannel {
     pub fn publish_seq(&self, make: impl FnOnce(u64) -> String) -> u64 {
         let mut state = self.state.lock();
         let seq = state.next_seq;
-        let frame = Frame::from(make(seq));
+        let frame: Arc<str> = Arc::from(make(seq));
         state.keep(seq, Kept::Frame(frame.clone()));
         fan_out(&mut state.subscribers, &frame, None, Some(seq));
         seq
@@ -182,7 +181,7 @@ impl SessionChannel {
         let at = Utc::now();
         let mut state = self.state.lock();
         let seq = state.next_seq;
-        let frame = Frame::from(ai_chunk_json(&state.session_id, text, seq, at));
+        let frame: Arc<str> = Arc::from(ai_chunk_json(&state.session_id, text, seq, at));
         state.keep(
             seq,
             Kept::Chunk {
@@ -270,7 +269,7 @@ impl SessionChannel {
 /// `seq` (for replayable chunks) records the first chunk each one received live.
 fn fan_out(
     subscribers: &mut Vec<Subscriber>,
-    frame: &Frame,
+    frame: &Arc<str>,
     except: Option<ConnectionId>,
     seq: Option<u64>,
 ) -> usize {
@@ -517,7 +516,7 @@ mod tests {
         let (b, mut rb) = conn(2, 8);
         channel.subscribe(&a);
         channel.subscribe(&b);
-        assert_eq!(channel.broadcast(Frame::from("typing"), Some(1)), 1);
+        assert_eq!(channel.broadcast(Arc::from("typing"), Some(1)), 1);
         assert!(drain(&mut ra).is_empty());
         assert_eq!(drain(&mut rb), vec!["typing"]);
     }

@@ -17,7 +17,6 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::gate::Gated;
-use crate::outbound::Frame;
 use crate::router::{LiveSession, MessageRouter};
 
 /// Metadata key on a stored reply that was cut short, with the reason as value
@@ -265,9 +264,7 @@ async fn finish(
                 retry_after,
             )
             .with_session(session_id);
-            job.live
-                .channel
-                .broadcast(Frame::from(frame.to_json()), None);
+            job.live.channel.broadcast(Arc::from(frame.to_json()), None);
         }
         Outcome::Preempted => {}
     }

@@ -22,5 +22,5 @@ pub use error::RouterError;
 pub use gate::Gated;
 pub use generation::META_INTERRUPTED;
 pub use notifier::{DefaultNotifier, HelpNotifier, HelpRequest};
-pub use outbound::{CloseReason, ConnectionHandle, ConnectionId, Frame, Identity, Outgoing};
+pub use outbound::{CloseReason, ConnectionHandle, ConnectionId, Identity, Outgoing};
 pub use router::{release_interval, MessageRouter, ReleaseReport, RouterDeps, CREATE_TIMEOUT};

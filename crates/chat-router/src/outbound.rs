@@ -1,10 +1,8 @@
 //! The sending side of one connection as the router sees it: a bounded queue drained
 //! by the transport's write pump, and a kill switch for consumers that fall behind.
 
-use std::fmt;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -15,39 +13,7 @@ pub type ConnectionId = u64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outgoing {
     /// One JSON text frame, serialized once and shared by every recipient.
-    Frame(Frame),
-}
-
-/// One serialized text frame (UTF-8: it is made only from strings). The bytes of
-/// the string it was made from are shared by every recipient and handed to the
-/// transport as they are: cloning counts a reference, nothing is copied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame(Bytes);
-
-impl Frame {
-    /// The frame's bytes, for the transport.
-    pub fn into_bytes(self) -> Bytes {
-        self.0
-    }
-}
-
-/// The frame's text (tests and diagnostics).
-impl fmt::Display for Frame {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&String::from_utf8_lossy(&self.0))
-    }
-}
-
-impl From<String> for Frame {
-    fn from(text: String) -> Self {
-        Self(Bytes::from(text))
-    }
-}
-
-impl From<&'static str> for Frame {
-    fn from(text: &'static str) -> Self {
-        Self(Bytes::from_static(text.as_bytes()))
-    }
+    Frame(Arc<str>),
 }
 
 /// Why a connection was told to go away by the router.
@@ -123,7 +89,7 @@ impl ConnectionHandle {
     /// Queues a frame without waiting. A full queue means the consumer cannot keep up:
     /// the connection is killed (never blocks the caller, never slows other
     /// connections). Returns false when the frame was not queued.
-    pub fn try_send(&self, frame: Frame) -> bool {
+    pub fn try_send(&self, frame: Arc<str>) -> bool {
         match self.tx.try_send(Outgoing::Frame(frame)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {

@@ -28,7 +28,7 @@ use crate::channel::SessionChannel;
 use crate::error::RouterError;
 use crate::generation::{self, GenerationJob};
 use crate::notifier::{HelpNotifier, HelpRequest};
-use crate::outbound::{ConnectionHandle, ConnectionId, Frame, Identity, Outgoing};
+use crate::outbound::{ConnectionHandle, ConnectionId, Identity, Outgoing};
 
 /// Everything the router needs, wired by the server (or a test).
 pub struct RouterDeps {
@@ -514,14 +514,14 @@ impl MessageRouter {
         echo.content = Some(content.clone());
         echo.user_id = Some(user_id.clone());
         live.channel
-            .broadcast(Frame::from(echo.to_json()), Some(state.handle.id()));
+            .broadcast(Arc::from(echo.to_json()), Some(state.handle.id()));
 
         let Some((slot_id, token)) = token else {
             // Assisted: the admin answers, not the LLM.
             return Ok(());
         };
         live.channel
-            .broadcast(Frame::from(Message::loading(&session_id).to_json()), None);
+            .broadcast(Arc::from(Message::loading(&session_id).to_json()), None);
         let want = self.deps.config.llm.history_max_messages + 1;
         if session.history_missing(want) {
             self.reload_history(&session).await;
@@ -592,7 +592,7 @@ impl MessageRouter {
             .metadata
             .insert(chat_protocol::META_ADMIN_NAME.to_owned(), identity.name);
         live.channel
-            .broadcast(Frame::from(frame.to_json()), Some(state.handle.id()));
+            .broadcast(Arc::from(frame.to_json()), Some(state.handle.id()));
         Ok(())
     }
 
@@ -676,7 +676,7 @@ impl MessageRouter {
         // Echoed to every subscriber, the sender included (it confirms the upload).
         self.live(&session_id)
             .channel
-            .broadcast(Frame::from(echo.to_json()), None);
+            .broadcast(Arc::from(echo.to_json()), None);
         Ok(())
     }
 
@@ -690,7 +690,7 @@ impl MessageRouter {
         frame.user_id = Some(state.handle.identity().user_id.clone());
         self.live(&session_id)
             .channel
-            .broadcast(Frame::from(frame.to_json()), Some(state.handle.id()));
+            .broadcast(Arc::from(frame.to_json()), Some(state.handle.id()));
     }
 
     async fn resume(&self, state: &ConnState, message: &Message) -> Result<(), FrameError> {
@@ -931,7 +931,7 @@ impl MessageRouter {
             .iter()
             .filter_map(|id| self.connections.get(id).map(|s| s.handle.clone()))
             .collect();
-        let frame = Frame::from(Message::notification(text).to_json());
+        let frame: Arc<str> = Arc::from(Message::notification(text).to_json());
         for handle in handles {
             handle.try_send(frame.clone());
         }
@@ -1093,7 +1093,7 @@ impl BusHandler for MessageRouter {
                 if let Some(live) = self.live.get(session_id) {
                     live.cancel_generation();
                     live.channel.broadcast(
-                        Frame::from(Message::admin_join(session_id, admin_name).to_json()),
+                        Arc::from(Message::admin_join(session_id, admin_name).to_json()),
                         None,
                     );
                 }
@@ -1105,7 +1105,7 @@ impl BusHandler for MessageRouter {
             } => {
                 if let Some(live) = self.live.get(session_id) {
                     live.channel.broadcast(
-                        Frame::from(Message::admin_leave(session_id, admin_name).to_json()),
+                        Arc::from(Message::admin_leave(session_id, admin_name).to_json()),
                         None,
                     );
                     // The admin's sockets stop following the conversation (unless the
@@ -1127,7 +1127,7 @@ impl BusHandler for MessageRouter {
                 if let Some(live) = self.live.get(session_id) {
                     live.cancel_generation();
                     live.channel.broadcast(
-                        Frame::from(
+                        Arc::from(
                             Message::notification("This conversation has ended.")
                                 .with_session(session_id)
                                 .to_json(),
@@ -1200,5 +1200,5 @@ fn session_error(error: SessionError, session_id: &str) -> FrameError {
 
 /// Sends one frame to one connection (non-blocking).
 pub(crate) fn send(handle: &ConnectionHandle, message: &Message) {
-    handle.try_send(Frame::from(message.to_json()));
+    handle.try_send(Arc::from(message.to_json()));
 }

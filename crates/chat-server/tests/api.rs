@@ -29,7 +29,7 @@ async fn chat(server: &TestServer, user: &str, text: &str) -> String {
         else {
             panic!("no reply");
         };
-        let m: Message = serde_json::from_str(&f.to_string()).unwrap();
+        let m: Message = serde_json::from_str(&f).unwrap();
         if let Some(id) = m.session_id.clone().filter(|s| !s.is_empty()) {
             session_id = id;
         }

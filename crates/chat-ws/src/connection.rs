@@ -63,7 +63,7 @@ use chat_config::WebSocketSettings;
 use chat_protocol::{ErrorCode, Message};
 use chat_ratelimit::ConnectionSlot;
 use chat_router::{
-    CloseReason, ConnectionHandle, ConnectionId, Frame, Gated, Identity, MessageRouter, Outgoing,
+    CloseReason, ConnectionHandle, ConnectionId, Gated, Identity, MessageRouter, Outgoing,
 };
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -285,7 +285,7 @@ async fn serve_frames(
                             true,
                             None,
                         );
-                        handle.try_send(Frame::from(reply.to_json()));
+                        handle.try_send(Arc::from(reply.to_json()));
                     }
                     // tungstenite answers pings itself; both prove the peer alive.
                     WsMessage::Ping(_) | WsMessage::Pong(_) => {}
@@ -426,16 +426,8 @@ impl Io {
                 WsMessage::Ping(Default::default())
             } else {
                 match self.outbound.poll_recv(cx) {
-                    // The frame's bytes go out as they are (the check reads them once;
-                    // a frame is made only from a string, so it always passes).
-                    Poll::Ready(Some(Outgoing::Frame(frame))) => {
-                        match Utf8Bytes::try_from(frame.into_bytes()) {
-                            Ok(text) => WsMessage::Text(text),
-                            Err(error) => {
-                                tracing::error!(%error, "an outbound frame is not UTF-8; dropped");
-                                continue;
-                            }
-                        }
+                    Poll::Ready(Some(Outgoing::Frame(text))) => {
+                        WsMessage::Text(Utf8Bytes::from(&*text))
                     }
                     // The router holds a sender for as long as the connection is
                     // registered; nothing more to write either way.
@@ -533,7 +525,7 @@ impl Routing {
                 true,
                 Some(INBOUND_FULL_RETRY_MS),
             );
-            handle.try_send(Frame::from(reply.to_json()));
+            handle.try_send(Arc::from(reply.to_json()));
         }
     }
 

@@ -247,9 +247,7 @@ impl Client {
 
     pub async fn next(&mut self) -> Message {
         match tokio::time::timeout(FRAME_TIMEOUT, self.rx.recv()).await {
-            Ok(Some(Outgoing::Frame(f))) => {
-                serde_json::from_str(&f.to_string()).expect("server frame is JSON")
-            }
+            Ok(Some(Outgoing::Frame(f))) => serde_json::from_str(&f).expect("server frame is JSON"),
             Ok(None) => panic!("connection closed"),
             Err(_) => panic!("no frame within {FRAME_TIMEOUT:?}"),
         }
@@ -284,7 +282,7 @@ impl Client {
     pub fn drain(&mut self) -> Vec<Message> {
         let mut out = Vec::new();
         while let Ok(Outgoing::Frame(f)) = self.rx.try_recv() {
-            out.push(serde_json::from_str(&f.to_string()).expect("json"));
+            out.push(serde_json::from_str(&f).expect("json"));
         }
         out
     }
