@@ -5,8 +5,8 @@
 //! (an invalid byte becomes U+FFFD instead of stalling the stream), a reply is capped
 //! at [`MAX_REPLY_BYTES`], malformed events are skipped up to
 //! [`MAX_MALFORMED_EVENTS`], and the first transport error ends the stream. The
-//! event-stream format itself is parsed by [`crate::sse_parser`], which copies each
-//! body byte once.
+//! event-stream format itself is parsed by [`crate::sse_parser`], which reads lines
+//! in the chunks they arrive in and copies only a line that spans two.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
