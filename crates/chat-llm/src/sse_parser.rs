@@ -2,19 +2,20 @@
 //! events", *event stream interpretation*), reading a body chunk by chunk.
 //!
 //! Complete lines are read where they lie, in the chunk the body delivered them in:
-//! a chunk that starts a line is not copied at all. Only a line left unfinished at
-//! the end of a chunk is copied, into the parser's own buffer, where the following
-//! chunks are appended until the line is complete. An event's name and data are handed out borrowed from
-//! two buffers reused for every event. A provider streaming fast sends many events per
-//! read: the general-purpose parser this replaces re-allocated and copied the rest of
-//! the buffer after every line, so a read of N events cost O(N²) bytes copied, and
-//! allocated several strings per event (docs/BENCHMARKS.md, twentieth pass).
+//! a chunk that arrives with nothing pending is not copied at all. Only a line left
+//! unfinished at the end of a chunk is copied, into the parser's own buffer, where the
+//! following chunks are appended until the line is complete. An event's name and data
+//! are handed out borrowed from two buffers reused for every event. A provider
+//! streaming fast sends many events per read: the general-purpose parser this replaces
+//! re-allocated and copied the rest of the buffer after every line, so a read of N
+//! events cost O(N²) bytes copied, and allocated several strings per event
+//! (docs/BENCHMARKS.md, twentieth and twenty-first passes).
 //!
 //! Lines end with CRLF, LF or CR (a CR at the end of one chunk and an LF at the start
 //! of the next are one line ending). Splitting at those bytes never cuts a UTF-8
 //! sequence, so each line is decoded on its own; invalid bytes become U+FFFD rather
-//! than stalling the stream. The buffer holds at most the unfinished line: the caller
-//! bounds the body's total size.
+//! than stalling the stream. Besides the chunk being read (shared with the body), the
+//! parser holds at most the unfinished line: the caller bounds the body's total size.
 
 use std::borrow::Cow;
 

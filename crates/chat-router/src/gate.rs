@@ -35,7 +35,7 @@ impl Wake for Gate {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
+        self.woken.store(true, Ordering::SeqCst);
         self.task.wake();
     }
 }
@@ -77,19 +77,20 @@ impl<F: Future> Future for Gated<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let same_task = this.task.as_ref().is_some_and(|t| t.will_wake(cx.waker()));
+        // Invariant: while `woken` is false, `gate` holds this task's waker (only a
+        // wake takes it out, and a wake sets `woken` first).
         if same_task && !this.gate.woken.load(Ordering::Acquire) {
-            // The registered waker is still in `gate` (only a wake takes it out, and
-            // that sets `woken` first).
             return Poll::Pending;
         }
-        // Registered before the inner poll, so a wake during or after it reaches
-        // this task; one that raced the swap leaves `woken` set, and the inner poll
-        // below sees what it announced.
+        // Cleared before the waker is registered, never after: a wake in between sets
+        // it again, and the inner poll below runs after that wake and sees what it
+        // announced. Cleared after the registration, it could erase a wake that had
+        // taken the waker out, leaving the next wake no task to wake.
+        this.gate.woken.store(false, Ordering::SeqCst);
         this.gate.task.register(cx.waker());
         if !same_task {
             *this.task = Some(cx.waker().clone());
         }
-        this.gate.woken.store(false, Ordering::Release);
         this.inner.poll(&mut Context::from_waker(this.waker))
     }
 }
