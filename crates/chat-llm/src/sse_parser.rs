@@ -37,12 +37,11 @@ fn decode(line: &[u8]) -> Cow<'_, str> {
 /// Parses one event stream; see the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct SseParser {
-    /// The chunk being read when nothing was pending as it arrived (`in_chunk`).
+    /// The chunk being read, when nothing was pending as it arrived.
     chunk: Bytes,
-    /// Otherwise the pending bytes and the chunks after them, copied.
+    /// Otherwise (when not empty, this is what is read) the pending bytes and the
+    /// chunks after them, copied.
     owned: Vec<u8>,
-    /// Which of the two is read.
-    in_chunk: bool,
     /// Bytes received and not yet consumed start at `pos` (in the one read).
     pos: usize,
     /// Bytes after `pos` already searched for a line ending (none found).
@@ -66,14 +65,11 @@ impl SseParser {
             // Nothing pending: the chunk is read where it lies.
             self.owned.clear();
             self.chunk = chunk;
-            self.in_chunk = true;
         } else {
-            if self.in_chunk {
+            if self.owned.is_empty() {
                 // A line continues past its chunk: its start is copied, once.
-                self.owned.clear();
                 self.owned.extend_from_slice(&self.chunk[self.pos..]);
                 self.chunk = Bytes::new();
-                self.in_chunk = false;
             } else {
                 // Only the unfinished line moves: everything before it was consumed.
                 self.owned.drain(..self.pos);
@@ -85,7 +81,7 @@ impl SseParser {
 
     /// The bytes being read.
     fn buf(&self) -> &[u8] {
-        if self.in_chunk {
+        if self.owned.is_empty() {
             &self.chunk
         } else {
             &self.owned
@@ -112,7 +108,7 @@ impl SseParser {
                     self.pos += 1;
                 }
             }
-            let buf = if self.in_chunk {
+            let buf = if self.owned.is_empty() {
                 &self.chunk[..]
             } else {
                 &self.owned[..]
@@ -297,7 +293,7 @@ mod tests {
     fn whole_lines_are_read_in_their_chunk_and_only_an_unfinished_one_is_copied() {
         let mut parser = SseParser::default();
         parser.push(Bytes::from_static(b"data: a\n\ndata: b\n\n"));
-        assert!(parser.in_chunk);
+        assert!(parser.owned.is_empty());
         assert_eq!(parser.next_event(), Some(("message", "a")));
         assert_eq!(parser.next_event(), Some(("message", "b")));
         assert_eq!(parser.next_event(), None);
@@ -307,15 +303,15 @@ mod tests {
         assert_eq!(parser.next_event(), Some(("message", "c")));
         assert_eq!(parser.next_event(), None);
         parser.push(Bytes::from_static(b"ished\n"));
-        assert!(!parser.in_chunk);
+        assert!(!parser.owned.is_empty());
         assert_eq!(parser.owned, b"data: unfinished\n");
         assert_eq!(parser.next_event(), None);
         parser.push(Bytes::from_static(b"\n"));
-        assert!(parser.in_chunk, "nothing was pending");
+        assert!(parser.owned.is_empty(), "nothing was pending");
         assert_eq!(parser.next_event(), Some(("message", "unfinished")));
 
         parser.push(Bytes::from_static(b"data: d\n\n"));
-        assert!(parser.in_chunk);
+        assert!(parser.owned.is_empty());
         assert_eq!(parser.next_event(), Some(("message", "d")));
     }
 
