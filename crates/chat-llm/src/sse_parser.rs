@@ -108,6 +108,7 @@ impl SseParser {
                     self.pos += 1;
                 }
             }
+            // `buf()` field by field: the event buffers are written while it is borrowed.
             let buf = if self.owned.is_empty() {
                 &self.chunk[..]
             } else {
