@@ -25,11 +25,18 @@
 //! the write-behind queue acknowledged them when it queued them. When such writes
 //! arrive faster than one commit each (at least two queued behind the last commit),
 //! the writer holds the batch open for up to [`GROUP_WINDOW`] after its first write,
-//! or until it holds [`GROUP_TARGET`] writes, so that one commit serves them all. A
+//! or until [`GROUP_TARGET`] writes are waiting, so that one commit serves them all. A
 //! write from any other handle is never held: it ends the wait and commits at once
 //! with whatever was gathered, so a caller that waits on each write (creating a share
 //! token, the storage benchmark) pays nothing.
 //! Measured in docs/BENCHMARKS.md (sixteenth pass).
+//!
+//! While it holds a batch open the writer sleeps until the window ends: a write that
+//! joins the batch does not wake it (each such wake-up was a context switch of the
+//! writer and a futex call on the runtime's worker that queued the write). Only a
+//! write somebody waits on, or the one that brings the batch to [`GROUP_TARGET`],
+//! wakes it early (`Writer::nudge`). Measured in docs/BENCHMARKS.md (twenty-second
+//! pass).
 //!
 //! **The writer's priority.** The writer thread runs [`EmbeddedOptions::writer_nice`]
 //! nice steps below the thread that opened the store (`storage.embedded_writer_nice`,
@@ -180,20 +187,29 @@ struct WriterCounters {
     answered: AtomicU64,
     /// Writes held for more to share their commit (module docs); 0 when none are.
     holding: AtomicUsize,
+    /// Writes sent (or being sent) to the writer and not yet taken into a batch.
+    queued: AtomicUsize,
 }
 
 /// The writer thread and the queue to it; the thread ends when the queue closes, and
 /// is joined when the last handle to the store goes.
 struct Writer {
     queue: Option<tokio::sync::mpsc::Sender<Job>>,
+    /// Wakes the writer from a batch it holds open, which the writes joining the
+    /// batch do not: sent for a write somebody waits on, for the write that brings
+    /// the batch to its target, and when the store closes (module docs).
+    nudge: Arc<tokio::sync::Notify>,
+    grouping: Grouping,
     thread: Option<std::thread::JoinHandle<()>>,
     counters: Arc<WriterCounters>,
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        // Closing the queue lets the thread finish the writes it holds, then stop.
+        // Closing the queue lets the thread finish the writes it holds, then stop;
+        // the nudge ends a window it may be sleeping through.
         drop(self.queue.take());
+        self.nudge.notify_one();
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
                 tracing::error!("embedded store writer thread panicked");
@@ -225,6 +241,13 @@ impl Grouping {
     /// batch holds more than the one write that woke the writer).
     fn should_wait(self, batch: &[Job]) -> bool {
         batch.len() >= 2 && batch.len() < self.target && batch.iter().all(|job| job.may_wait)
+    }
+
+    /// Whether a write just queued must wake the writer from a batch it holds open:
+    /// somebody waits on it, or the waiting writes (`queued`, counting this one, and
+    /// `holding`) reach the target.
+    fn must_nudge(self, may_wait: bool, queued: usize, holding: usize) -> bool {
+        !may_wait || queued + holding >= self.target
     }
 }
 
@@ -272,6 +295,7 @@ fn run_writer(
     db: &Database,
     enc: &Encryptor,
     queue: tokio::sync::mpsc::Receiver<Job>,
+    nudge: &tokio::sync::Notify,
     counters: &WriterCounters,
     grouping: Grouping,
 ) {
@@ -279,7 +303,7 @@ fn run_writer(
         .enable_time()
         .build()
     {
-        Ok(runtime) => runtime.block_on(writer_loop(db, enc, queue, counters, grouping)),
+        Ok(runtime) => runtime.block_on(writer_loop(db, enc, queue, nudge, counters, grouping)),
         Err(error) => {
             // Dropping the queue answers every waiting write with "writer stopped".
             tracing::error!(%error, "embedded store writer: cannot start its runtime");
@@ -288,13 +312,21 @@ fn run_writer(
 }
 
 /// Moves every write already queued into `batch`, up to [`MAX_BATCH`].
-fn take_queued(queue: &mut tokio::sync::mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
+fn take_queued(
+    queue: &mut tokio::sync::mpsc::Receiver<Job>,
+    batch: &mut Vec<Job>,
+    counters: &WriterCounters,
+) {
+    let before = batch.len();
     while batch.len() < MAX_BATCH {
         match queue.try_recv() {
             Ok(job) => batch.push(job),
             Err(_) => break,
         }
     }
+    counters
+        .queued
+        .fetch_sub(batch.len() - before, Ordering::Relaxed);
 }
 
 /// Applies queued writes in batches until the queue closes (module docs).
@@ -302,32 +334,30 @@ async fn writer_loop(
     db: &Database,
     enc: &Encryptor,
     mut queue: tokio::sync::mpsc::Receiver<Job>,
+    nudge: &tokio::sync::Notify,
     counters: &WriterCounters,
     grouping: Grouping,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.recv().await {
+        counters.queued.fetch_sub(1, Ordering::Relaxed);
         let deadline = tokio::time::Instant::now() + grouping.window;
+        // A nudge left by writes that are in this batch (or were in an earlier one)
+        // is spent: it must not end this batch's window.
+        let _ = futures::FutureExt::now_or_never(nudge.notified());
         batch.push(first);
-        take_queued(&mut queue, &mut batch);
+        take_queued(&mut queue, &mut batch, counters);
         if grouping.should_wait(&batch) {
             counters.holding.store(batch.len(), Ordering::Relaxed);
-            while batch.len() < grouping.target {
-                match tokio::time::timeout_at(deadline, queue.recv()).await {
-                    Ok(Some(job)) => {
-                        let arrived = batch.len();
-                        batch.push(job);
-                        take_queued(&mut queue, &mut batch);
-                        counters.holding.store(batch.len(), Ordering::Relaxed);
-                        // Somebody waits on one of the new ones: no more waiting.
-                        if batch[arrived..].iter().any(|job| !job.may_wait) {
-                            break;
-                        }
-                    }
-                    // The window ended, or the store is closing: commit what is here.
-                    Ok(None) | Err(_) => break,
-                }
+            // Asleep until the window ends: the writes that join the batch meanwhile
+            // stay in the queue and do not wake the writer, unless one of them must
+            // (`must_nudge`). A write queued after the take above and nudging before
+            // `notified()` is polled leaves its permit, which ends the sleep at once.
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {}
+                () = nudge.notified() => {}
             }
+            take_queued(&mut queue, &mut batch, counters);
             counters.holding.store(0, Ordering::Relaxed);
         }
         commit_batch(db, enc, &mut batch, counters);
@@ -476,13 +506,15 @@ impl EmbeddedStore {
         let db = Arc::new(db);
         let (queue, receiver) = tokio::sync::mpsc::channel(WRITE_QUEUE);
         let counters = Arc::new(WriterCounters::default());
+        let nudge = Arc::new(tokio::sync::Notify::new());
         let thread = {
-            let (db, enc, counters) = (db.clone(), enc.clone(), counters.clone());
+            let (db, enc, counters, nudge) =
+                (db.clone(), enc.clone(), counters.clone(), nudge.clone());
             std::thread::Builder::new()
                 .name("embedded-store-writer".to_owned())
                 .spawn(move || {
                     lower_priority(options.writer_nice);
-                    run_writer(&db, &enc, receiver, &counters, grouping);
+                    run_writer(&db, &enc, receiver, &nudge, &counters, grouping);
                 })
                 .map_err(|e| StoreError::Open(format!("cannot start the writer thread: {e}")))?
         };
@@ -491,6 +523,8 @@ impl EmbeddedStore {
             enc,
             writer: Arc::new(Writer {
                 queue: Some(queue),
+                nudge,
+                grouping,
                 thread: Some(thread),
                 counters,
             }),
@@ -520,19 +554,26 @@ impl EmbeddedStore {
         F: Fn(&redb::WriteTransaction, &Encryptor) -> Result<T, StoreError> + Send + 'static,
     {
         let closed = || StoreError::Unavailable("embedded store writer stopped".to_owned());
-        let queue = self.writer.queue.as_ref().ok_or_else(closed)?;
+        let writer = &*self.writer;
+        let queue = writer.queue.as_ref().ok_or_else(closed)?;
         let (reply, answer) = tokio::sync::oneshot::channel();
         let work: Work = Box::new(move |txn, enc| {
             f(txn, enc).map(|value| Box::new(value) as Box<dyn Any + Send>)
         });
-        queue
-            .send(Job {
-                work,
-                may_wait: self.may_wait,
-                reply,
-            })
-            .await
-            .map_err(|_| closed())?;
+        // The room first (a caller that gives up while the queue is full leaves
+        // nothing behind); then the count and the write, which nothing can separate,
+        // so the writer never takes a write that was not counted.
+        let permit = queue.reserve().await.map_err(|_| closed())?;
+        let queued = writer.counters.queued.fetch_add(1, Ordering::Relaxed) + 1;
+        permit.send(Job {
+            work,
+            may_wait: self.may_wait,
+            reply,
+        });
+        let holding = writer.counters.holding.load(Ordering::Relaxed);
+        if writer.grouping.must_nudge(self.may_wait, queued, holding) {
+            writer.nudge.notify_one();
+        }
         let value = answer.await.map_err(|_| closed())??;
         value.downcast::<T>().map(|value| *value).map_err(|_| {
             StoreError::Unavailable("embedded store: mismatched write result".to_owned())
@@ -1125,24 +1166,21 @@ mod tests {
             let queued = queued.clone();
             tasks.spawn(async move { queued.update_name("s", &format!("queued {i}")).await });
         }
-        // Every queued write is either answered or held open for more.
+        // Every queued write is answered, or held open for more, or queued behind
+        // the held ones (which do not wake the writer).
         tokio::time::timeout(PATIENCE, async {
             loop {
                 let (_, answered, holding) = counters(&store);
-                if (answered - answered_before) as usize + holding == 40 {
+                let queued = store.writer.counters.queued.load(Ordering::Relaxed);
+                if holding >= 2 && (answered - answered_before) as usize + holding + queued == 40 {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         })
         .await
-        .expect("the queued writes reach the writer");
-        let (commits_held, answered, holding) = counters(&store);
-        assert!(
-            holding >= 2,
-            "the writes are held for more, not committed one by one"
-        );
-        assert_eq!((answered - answered_before) as usize + holding, 40);
+        .expect("the writes are held for more, not committed one by one");
+        let (commits_held, _, _) = counters(&store);
 
         // A write somebody waits on is not held, and takes the others with it.
         tokio::time::timeout(PATIENCE, store.update_name("s", "direct"))
@@ -1170,6 +1208,48 @@ mod tests {
             name, "direct",
             "the direct write came last and was applied last"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_held_batch_commits_as_soon_as_its_target_is_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir, FOREVER);
+        created(&store, "s").await;
+        let queued = store.for_queued_writes();
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut sent = 0;
+        let mut send = |tasks: &mut tokio::task::JoinSet<_>| {
+            let queued = queued.clone();
+            let message = StoredMessage::text(Sender::User, format!("m{sent}"), Utc::now());
+            sent += 1;
+            tasks.spawn(async move { queued.append_message("s", &message).await });
+        };
+        // Writes two at a time until the writer holds a batch open (for ever, unless
+        // something wakes it).
+        tokio::time::timeout(PATIENCE, async {
+            while counters(&store).2 < 2 {
+                send(&mut tasks);
+                send(&mut tasks);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the writer holds a batch open");
+        // Enough writes queued behind it to reach the target: the one that does wakes it.
+        for _ in 0..GROUP_TARGET {
+            send(&mut tasks);
+        }
+        tokio::time::timeout(PATIENCE, async {
+            while let Some(result) = tasks.join_next().await {
+                result.unwrap().unwrap();
+            }
+        })
+        .await
+        .expect("the write that brings a held batch to its target wakes the writer");
+        let (_, _, holding) = counters(&store);
+        assert_eq!(holding, 0);
+        let stored = store.get_session("s").await.unwrap().unwrap();
+        assert_eq!(stored.messages.len(), sent);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
