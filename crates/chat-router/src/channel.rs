@@ -153,6 +153,29 @@ impl SessionChannel {
         fan_out(&mut state.subscribers, &frame, except, None)
     }
 
+    /// Sends the frame `make` writes to every subscriber except `sender`, writing it
+    /// only when there is one (an echo of what a user sent goes to their other devices
+    /// and an assisting admin; most users have neither). Returns how many got it.
+    pub fn broadcast_to_others(
+        &self,
+        sender: ConnectionId,
+        make: impl FnOnce() -> String,
+    ) -> usize {
+        let mut state = self.state.lock();
+        state.touch();
+        if state.subscribers.iter().all(|s| s.conn.id() == sender) {
+            // As `fan_out` would: the sender's own entry goes once its connection has.
+            state.subscribers.retain(|s| !s.conn.is_closed());
+            return 0;
+        }
+        fan_out(
+            &mut state.subscribers,
+            &Arc::from(make()),
+            Some(sender),
+            None,
+        )
+    }
+
     /// Removes the subscribers `which` selects (e.g. an admin's connections after a
     /// release). Returns how many were removed.
     pub fn unsubscribe_where(&self, which: impl Fn(&ConnectionHandle) -> bool) -> usize {
@@ -507,6 +530,21 @@ mod tests {
         tokio::time::advance(grace).await;
         assert!(channel.release_if_idle(Instant::now(), grace));
         assert_eq!(channel.buffered_frames(), 0);
+    }
+
+    #[test]
+    fn a_frame_for_the_others_is_written_only_when_there_are_others() {
+        let channel = SessionChannel::new("s", 4);
+        let (a, mut ra) = conn(1, 8);
+        channel.subscribe(&a);
+        let delivered =
+            channel.broadcast_to_others(1, || unreachable!("nobody else to send it to"));
+        assert_eq!(delivered, 0);
+        let (b, mut rb) = conn(2, 8);
+        channel.subscribe(&b);
+        assert_eq!(channel.broadcast_to_others(1, || "echo".to_owned()), 1);
+        assert!(drain(&mut ra).is_empty());
+        assert_eq!(drain(&mut rb), vec!["echo"]);
     }
 
     #[test]

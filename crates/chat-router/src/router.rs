@@ -509,12 +509,13 @@ impl MessageRouter {
         }
 
         // Echo to the user's other devices and to an assisting admin.
-        let mut echo = Message::new(MessageType::UserMessage, Sender::User, now);
-        echo.session_id = Some(session_id.clone());
-        echo.content = Some(content.clone());
-        echo.user_id = Some(user_id.clone());
-        live.channel
-            .broadcast(Arc::from(echo.to_json()), Some(state.handle.id()));
+        live.channel.broadcast_to_others(state.handle.id(), || {
+            let mut echo = Message::new(MessageType::UserMessage, Sender::User, now);
+            echo.session_id = Some(session_id.clone());
+            echo.content = Some(content.clone());
+            echo.user_id = Some(user_id.clone());
+            echo.to_json()
+        });
 
         let Some((slot_id, token)) = token else {
             // Assisted: the admin answers, not the LLM.
@@ -585,14 +586,15 @@ impl MessageRouter {
         metrics::counter!("chatbox_messages_total", "sender" => "admin").increment(1);
         let live = self.live(&session_id);
         self.bind(state, &session_id);
-        let mut frame = Message::new(MessageType::UserMessage, Sender::Admin, now);
-        frame.session_id = Some(session_id);
-        frame.content = Some(content);
-        frame
-            .metadata
-            .insert(chat_protocol::META_ADMIN_NAME.to_owned(), identity.name);
-        live.channel
-            .broadcast(Arc::from(frame.to_json()), Some(state.handle.id()));
+        live.channel.broadcast_to_others(state.handle.id(), || {
+            let mut frame = Message::new(MessageType::UserMessage, Sender::Admin, now);
+            frame.session_id = Some(session_id);
+            frame.content = Some(content);
+            frame
+                .metadata
+                .insert(chat_protocol::META_ADMIN_NAME.to_owned(), identity.name);
+            frame.to_json()
+        });
         Ok(())
     }
 
@@ -684,13 +686,16 @@ impl MessageRouter {
         let Some(session_id) = state.bound.lock().clone() else {
             return;
         };
-        let mut frame = Message::new(MessageType::TypingIndicator, message.sender, Utc::now());
-        frame.session_id = Some(session_id.clone());
-        frame.metadata = message.metadata.clone();
-        frame.user_id = Some(state.handle.identity().user_id.clone());
         self.live(&session_id)
             .channel
-            .broadcast(Arc::from(frame.to_json()), Some(state.handle.id()));
+            .broadcast_to_others(state.handle.id(), || {
+                let mut frame =
+                    Message::new(MessageType::TypingIndicator, message.sender, Utc::now());
+                frame.session_id = Some(session_id.clone());
+                frame.metadata = message.metadata.clone();
+                frame.user_id = Some(state.handle.identity().user_id.clone());
+                frame.to_json()
+            });
     }
 
     async fn resume(&self, state: &ConnState, message: &Message) -> Result<(), FrameError> {
