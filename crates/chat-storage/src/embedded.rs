@@ -53,7 +53,7 @@
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -187,8 +187,10 @@ struct WriterCounters {
     answered: AtomicU64,
     /// Writes held for more to share their commit (module docs); 0 when none are.
     holding: AtomicUsize,
-    /// Writes sent (or being sent) to the writer and not yet taken into a batch.
-    queued: AtomicUsize,
+    /// Writes in the queue to the writer, not yet taken into a batch. A write is
+    /// counted once it is in the queue, so the writer may take it first: the count is
+    /// then low (even below zero) for a moment, never high.
+    queued: AtomicIsize,
 }
 
 /// The writer thread and the queue to it; the thread ends when the queue closes, and
@@ -246,8 +248,9 @@ impl Grouping {
     /// Whether a write just queued must wake the writer from a batch it holds open:
     /// somebody waits on it, or the waiting writes (`queued`, counting this one, and
     /// `holding`) reach the target.
-    fn must_nudge(self, may_wait: bool, queued: usize, holding: usize) -> bool {
-        !may_wait || queued + holding >= self.target
+    fn must_nudge(self, may_wait: bool, queued: isize, holding: usize) -> bool {
+        let waiting = queued.saturating_add_unsigned(holding);
+        !may_wait || usize::try_from(waiting).is_ok_and(|waiting| waiting >= self.target)
     }
 }
 
@@ -324,9 +327,8 @@ fn take_queued(
             Err(_) => break,
         }
     }
-    counters
-        .queued
-        .fetch_sub(batch.len() - before, Ordering::Relaxed);
+    let taken = isize::try_from(batch.len() - before).unwrap_or(isize::MAX);
+    counters.queued.fetch_sub(taken, Ordering::Relaxed);
 }
 
 /// Applies queued writes in batches until the queue closes (module docs).
@@ -560,16 +562,19 @@ impl EmbeddedStore {
         let work: Work = Box::new(move |txn, enc| {
             f(txn, enc).map(|value| Box::new(value) as Box<dyn Any + Send>)
         });
-        // The room first (a caller that gives up while the queue is full leaves
-        // nothing behind); then the count and the write, which nothing can separate,
-        // so the writer never takes a write that was not counted.
-        let permit = queue.reserve().await.map_err(|_| closed())?;
-        let queued = writer.counters.queued.fetch_add(1, Ordering::Relaxed) + 1;
-        permit.send(Job {
-            work,
-            may_wait: self.may_wait,
-            reply,
-        });
+        queue
+            .send(Job {
+                work,
+                may_wait: self.may_wait,
+                reply,
+            })
+            .await
+            .map_err(|_| closed())?;
+        // Counted once it is in the queue (and in the same poll, so a caller that
+        // gives up cannot leave it uncounted): when the count reaches the target, that
+        // many writes are there to be taken. Acquire-release, so the writer that this
+        // nudges sees the other counted writes in the queue too.
+        let queued = writer.counters.queued.fetch_add(1, Ordering::AcqRel) + 1;
         let holding = writer.counters.holding.load(Ordering::Relaxed);
         if writer.grouping.must_nudge(self.may_wait, queued, holding) {
             writer.nudge.notify_one();
@@ -1126,6 +1131,16 @@ mod tests {
         )
     }
 
+    /// Writes answered since `answered_before`, held in a batch, or queued behind it:
+    /// every write sent is one of these once its sender has counted it.
+    fn accounted(store: &EmbeddedStore, answered_before: u64) -> usize {
+        let (_, answered, holding) = counters(store);
+        let queued = store.writer.counters.queued.load(Ordering::Relaxed);
+        let answered = isize::try_from(answered - answered_before).unwrap();
+        // The count of queued writes may be below zero for a moment (see its docs).
+        usize::try_from(answered + isize::try_from(holding).unwrap() + queued).unwrap_or(0)
+    }
+
     fn job(may_wait: bool) -> Job {
         Job {
             work: Box::new(|_, _| Ok(Box::new(()) as Box<dyn Any + Send>)),
@@ -1137,6 +1152,18 @@ mod tests {
     async fn created(store: &EmbeddedStore, id: &str) {
         let session = SessionSnapshot::new_active(id, format!("user-{id}"), Utc::now());
         store.create_session(&session).await.unwrap();
+    }
+
+    /// Waits (at most [`PATIENCE`], else fails with `expected`) until every write in
+    /// `tasks` has succeeded.
+    async fn all_succeed(tasks: &mut tokio::task::JoinSet<Result<(), StoreError>>, expected: &str) {
+        tokio::time::timeout(PATIENCE, async {
+            while let Some(result) = tasks.join_next().await {
+                result.unwrap().unwrap();
+            }
+        })
+        .await
+        .expect(expected);
     }
 
     #[test]
@@ -1169,12 +1196,7 @@ mod tests {
         // Every queued write is answered, or held open for more, or queued behind
         // the held ones (which do not wake the writer).
         tokio::time::timeout(PATIENCE, async {
-            loop {
-                let (_, answered, holding) = counters(&store);
-                let queued = store.writer.counters.queued.load(Ordering::Relaxed);
-                if holding >= 2 && (answered - answered_before) as usize + holding + queued == 40 {
-                    break;
-                }
+            while counters(&store).2 < 2 || accounted(&store, answered_before) != 40 {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         })
@@ -1187,13 +1209,7 @@ mod tests {
             .await
             .expect("a direct write is never held for the window")
             .unwrap();
-        let finished = tokio::time::timeout(PATIENCE, async {
-            while let Some(result) = tasks.join_next().await {
-                result.unwrap().unwrap();
-            }
-        })
-        .await;
-        assert!(finished.is_ok(), "the held writes were committed with it");
+        all_succeed(&mut tasks, "the held writes were committed with it").await;
         let (commits, answered, holding) = counters(&store);
         assert_eq!(answered - answered_before, 41);
         assert_eq!(holding, 0);
@@ -1216,36 +1232,48 @@ mod tests {
         let store = open(&dir, FOREVER);
         created(&store, "s").await;
         let queued = store.for_queued_writes();
+        let (_, answered_before, _) = counters(&store);
         let mut tasks = tokio::task::JoinSet::new();
-        let mut sent = 0;
-        let mut send = |tasks: &mut tokio::task::JoinSet<_>| {
+        let send = |tasks: &mut tokio::task::JoinSet<_>, i: usize| {
             let queued = queued.clone();
-            let message = StoredMessage::text(Sender::User, format!("m{sent}"), Utc::now());
-            sent += 1;
+            let message = StoredMessage::text(Sender::User, format!("m{i}"), Utc::now());
             tasks.spawn(async move { queued.append_message("s", &message).await });
         };
         // Writes two at a time until the writer holds a batch open (for ever, unless
-        // something wakes it).
+        // something wakes it) with every write sent so far accounted for.
+        let mut sent = 0;
         tokio::time::timeout(PATIENCE, async {
-            while counters(&store).2 < 2 {
-                send(&mut tasks);
-                send(&mut tasks);
-                tokio::time::sleep(Duration::from_millis(5)).await;
+            loop {
+                let (_, answered, holding) = counters(&store);
+                if accounted(&store, answered_before) == sent {
+                    if holding >= 2 {
+                        break;
+                    }
+                    if answered - answered_before == sent as u64 {
+                        send(&mut tasks, sent);
+                        send(&mut tasks, sent + 1);
+                        sent += 2;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
         })
         .await
         .expect("the writer holds a batch open");
-        // Enough writes queued behind it to reach the target: the one that does wakes it.
-        for _ in 0..GROUP_TARGET {
-            send(&mut tasks);
+        // Exactly as many more as bring the waiting writes to the target: the last
+        // one counted wakes the writer, which takes them all (more would leave a few
+        // for a next batch, which would wait for its window).
+        let (_, answered, _) = counters(&store);
+        let waiting = sent - usize::try_from(answered - answered_before).unwrap();
+        for i in 0..GROUP_TARGET - waiting {
+            send(&mut tasks, sent + i);
         }
-        tokio::time::timeout(PATIENCE, async {
-            while let Some(result) = tasks.join_next().await {
-                result.unwrap().unwrap();
-            }
-        })
-        .await
-        .expect("the write that brings a held batch to its target wakes the writer");
+        let sent = sent + GROUP_TARGET - waiting;
+        all_succeed(
+            &mut tasks,
+            "the write that brings a held batch to its target wakes the writer",
+        )
+        .await;
         let (_, _, holding) = counters(&store);
         assert_eq!(holding, 0);
         let stored = store.get_session("s").await.unwrap().unwrap();
@@ -1266,13 +1294,11 @@ mod tests {
                 queued.append_message("s", &message).await
             });
         }
-        tokio::time::timeout(PATIENCE, async {
-            while let Some(result) = tasks.join_next().await {
-                result.unwrap().unwrap();
-            }
-        })
-        .await
-        .expect("nothing else arrives: the window's end commits them");
+        all_succeed(
+            &mut tasks,
+            "nothing else arrives: the window's end commits them",
+        )
+        .await;
         let stored = store.get_session("s").await.unwrap().unwrap();
         assert_eq!(stored.messages.len(), 10);
     }
@@ -1294,13 +1320,11 @@ mod tests {
                 Ok::<_, StoreError>(())
             });
         }
-        tokio::time::timeout(PATIENCE, async {
-            while let Some(result) = writers.join_next().await {
-                result.unwrap().unwrap();
-            }
-        })
-        .await
-        .expect("8 closed-loop writers finish without waiting for any window");
+        all_succeed(
+            &mut writers,
+            "8 closed-loop writers finish without waiting for any window",
+        )
+        .await;
         let (_, answered, holding) = counters(&store);
         assert_eq!((answered, holding), (8 * 26, 0));
     }
