@@ -3,14 +3,16 @@
 //! the reply until `done:"true"` (PROTOCOL §3). Works against the baseline server
 //! too, which speaks the same frames.
 
+use std::borrow::Cow;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::clock::now_ns;
@@ -78,6 +80,12 @@ pub async fn next_json(ws: &mut Ws) -> Result<Value, BenchError> {
 /// read — before it is parsed, like the direct client's, so that parsing on the
 /// client side is not counted as latency of one path only.
 pub async fn next_frame(ws: &mut Ws) -> Result<(u64, Value), BenchError> {
+    let (arrival, text) = next_text(ws).await?;
+    Ok((arrival, serde_json::from_str(text.as_str())?))
+}
+
+/// The next text frame, unparsed, and when it arrived on the [`now_ns`] clock.
+async fn next_text(ws: &mut Ws) -> Result<(u64, Utf8Bytes), BenchError> {
     loop {
         let message = tokio::time::timeout(FRAME_TIMEOUT, ws.next())
             .await
@@ -86,9 +94,7 @@ pub async fn next_frame(ws: &mut Ws) -> Result<(u64, Value), BenchError> {
         match message {
             None => return Err(BenchError::WebSocket("connection ended".to_owned())),
             Some(Err(e)) => return Err(e.into()),
-            Some(Ok(Message::Text(text))) => {
-                return Ok((arrival, serde_json::from_str(text.as_str())?))
-            }
+            Some(Ok(Message::Text(text))) => return Ok((arrival, text)),
             Some(Ok(Message::Close(frame))) => {
                 return Err(BenchError::WebSocket(format!(
                     "closed by the server: {frame:?}"
@@ -96,6 +102,45 @@ pub async fn next_frame(ws: &mut Ws) -> Result<(u64, Value), BenchError> {
             }
             Some(Ok(_)) => {}
         }
+    }
+}
+
+/// What [`chat`] reads of a server frame; the other fields are skipped, not built
+/// into a tree: the clients parse every frame of every reply on the two cores the
+/// server is measured on (docs/BENCHMARKS.md, twenty-third pass).
+#[derive(Debug, Deserialize)]
+struct ReplyFrame<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    metadata: Option<ReplyMetadata<'a>>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReplyMetadata<'a> {
+    #[serde(default, borrow)]
+    done: Option<Cow<'a, str>>,
+}
+
+impl ReplyFrame<'_> {
+    fn kind(&self) -> &str {
+        self.kind.as_deref().unwrap_or("")
+    }
+
+    fn content(&self) -> &str {
+        self.content.as_deref().unwrap_or("")
+    }
+
+    /// The reply's final frame (`metadata.done` is `"true"`).
+    fn is_done(&self) -> bool {
+        self.metadata
+            .as_ref()
+            .and_then(|m| m.done.as_deref())
+            .is_some_and(|d| d == "true")
     }
 }
 
@@ -132,20 +177,17 @@ pub async fn chat(
     };
     ws.send(Message::text(request.to_string())).await?;
     loop {
-        let (arrival, frame) = next_frame(ws).await?;
-        match frame_type(&frame) {
+        let (arrival, text) = next_text(ws).await?;
+        let frame: ReplyFrame<'_> = serde_json::from_str(text.as_str())?;
+        match frame.kind() {
             "ai_response" => {
-                let text = frame.get("content").and_then(Value::as_str).unwrap_or("");
+                let text = frame.content();
                 if !text.is_empty() {
                     reply.first_chunk_ns.get_or_insert(arrival);
                     reply.chunks += 1;
                     on_chunk(arrival, text);
                 }
-                let done = frame
-                    .pointer("/metadata/done")
-                    .and_then(Value::as_str)
-                    .is_some_and(|d| d == "true");
-                if done {
+                if frame.is_done() {
                     reply.done_ns = arrival;
                     return Ok(reply);
                 }
@@ -153,7 +195,7 @@ pub async fn chat(
             "error" => {
                 return Err(BenchError::WebSocket(format!(
                     "error frame: {}",
-                    frame.get("error").unwrap_or(&Value::Null)
+                    frame.error.unwrap_or(Value::Null)
                 )))
             }
             _ => {}
@@ -175,6 +217,32 @@ mod tests {
         assert_eq!(parse_stamp("123456;"), Some(123_456));
         assert_eq!(parse_stamp("42"), Some(42));
         assert_eq!(parse_stamp("hello"), None);
+    }
+
+    #[test]
+    fn reply_frames_read_type_content_and_done() {
+        let chunk: ReplyFrame<'_> = serde_json::from_str(
+            r#"{"type":"ai_response","session_id":"s","content":"a \"quoted\"\nline","timestamp":"t","sender":"ai","metadata":{"streaming":"true","done":"false","seq":"3"}}"#,
+        )
+        .unwrap();
+        assert_eq!(chunk.kind(), "ai_response");
+        assert_eq!(chunk.content(), "a \"quoted\"\nline");
+        assert!(!chunk.is_done());
+        let last: ReplyFrame<'_> = serde_json::from_str(
+            r#"{"type":"ai_response","content":"","metadata":{"done":"true"}}"#,
+        )
+        .unwrap();
+        assert!(last.is_done());
+        let bare: ReplyFrame<'_> =
+            serde_json::from_str(r#"{"content":null,"metadata":null,"models":[{"id":"m"}]}"#)
+                .unwrap();
+        assert_eq!(
+            (bare.kind(), bare.content(), bare.is_done()),
+            ("", "", false)
+        );
+        let error: ReplyFrame<'_> =
+            serde_json::from_str(r#"{"type":"error","error":{"code":"LLM_TIMEOUT"}}"#).unwrap();
+        assert_eq!(error.error.unwrap()["code"], "LLM_TIMEOUT");
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! (OpenAI `chat/completions` with `stream: true`), timed on the same clock as the
 //! WebSocket clients, so "added by chatbox" is the difference of the two.
 
+use std::borrow::Cow;
+
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use serde_json::Value;
+use serde::Deserialize;
 
 use crate::client::Reply;
 use crate::clock::now_ns;
@@ -116,9 +118,30 @@ fn parse_line(line: &[u8]) -> Option<Delta> {
     if data == "[DONE]" {
         return Some(Delta::Done);
     }
-    let event = serde_json::from_str::<Value>(data).ok()?;
-    let text = event.pointer("/choices/0/delta/content")?.as_str()?;
+    let event = serde_json::from_str::<ChunkEvent<'_>>(data).ok()?;
+    let text = event.choices.first()?.delta.as_ref()?.content.as_deref()?;
     (!text.is_empty()).then(|| Delta::Text(text.to_owned()))
+}
+
+/// What [`parse_line`] reads of an OpenAI chunk; the rest is skipped, not built into
+/// a tree (the direct clients and the bare proxy parse every chunk on the cores the
+/// server is measured on: docs/BENCHMARKS.md, twenty-third pass).
+#[derive(Deserialize)]
+struct ChunkEvent<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<ChunkChoice<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice<'a> {
+    #[serde(default, borrow)]
+    delta: Option<ChunkDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChunkDelta<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
 }
 
 #[cfg(test)]
@@ -134,5 +157,14 @@ mod tests {
         assert_eq!(parse_line(empty), None);
         assert_eq!(parse_line(b": keep-alive\n"), None);
         assert_eq!(parse_line(b"data: not json\n"), None);
+        let escaped = br#"data: {"id":"x","choices":[{"index":0,"delta":{"content":"a \"b\"\n"},"finish_reason":null}]}"#;
+        assert_eq!(
+            parse_line(escaped),
+            Some(Delta::Text("a \"b\"\n".to_owned()))
+        );
+        let role = br#"data: {"choices":[{"delta":{"role":"assistant"}}]}"#;
+        assert_eq!(parse_line(role), None);
+        assert_eq!(parse_line(br#"data: {"choices":[]}"#), None);
+        assert_eq!(parse_line(br#"data: {"choices":[{"delta":null}]}"#), None);
     }
 }

@@ -1,5 +1,6 @@
 //! The three provider wire formats, as the fake server writes them.
 
+use serde::Serialize;
 use serde_json::{json, Value};
 
 /// Which provider API a request came in on (decided by its path).
@@ -34,19 +35,65 @@ fn named(event: &str, v: &Value) -> String {
     format!("event: {event}\ndata: {v}\n\n")
 }
 
+/// An OpenAI `chat.completion.chunk`, serialized straight from borrowed fields: the
+/// fake writes one per text delta, and every load test pays for it on the cores the
+/// server under test runs on (docs/BENCHMARKS.md, twenty-third pass). Its fields are in
+/// the order the provider writes them.
+#[derive(Serialize)]
+struct OpenAiChunk<'a> {
+    id: &'a str,
+    object: &'a str,
+    created: u64,
+    model: &'a str,
+    choices: [OpenAiChoice<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct OpenAiChoice<'a> {
+    index: u32,
+    delta: OpenAiDelta<'a>,
+    finish_reason: Option<&'a str>,
+}
+
+/// `{}`, `{"content": …}` or `{"role": …, "content": …}`.
+#[derive(Serialize)]
+struct OpenAiDelta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<&'a str>,
+}
+
 impl Renderer {
-    fn openai_chunk(&self, delta: Value, finish: Option<&str>) -> String {
-        data(&json!({
-            "id": ID, "object": "chat.completion.chunk", "created": 0, "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        }))
+    fn openai_chunk(&self, delta: OpenAiDelta<'_>, finish: Option<&str>) -> String {
+        let chunk = OpenAiChunk {
+            id: ID,
+            object: "chat.completion.chunk",
+            created: 0,
+            model: &self.model,
+            choices: [OpenAiChoice {
+                index: 0,
+                delta,
+                finish_reason: finish,
+            }],
+        };
+        match serde_json::to_string(&chunk) {
+            Ok(json) => format!("data: {json}\n\n"),
+            // Borrowed strings, numbers and options always serialize; should that
+            // change, the client sees why.
+            Err(e) => self.error(&format!("the fake cannot render a chunk: {e}")),
+        }
     }
 
     /// What a real server sends right after the headers, before any text.
     pub fn preamble(&self) -> String {
         match self.format {
             WireFormat::OpenAi => {
-                self.openai_chunk(json!({"role": "assistant", "content": ""}), None)
+                let delta = OpenAiDelta {
+                    role: Some("assistant"),
+                    content: Some(""),
+                };
+                self.openai_chunk(delta, None)
             }
             WireFormat::Anthropic => {
                 let mut usage = json!({"output_tokens": 1});
@@ -72,7 +119,13 @@ impl Renderer {
     /// One text delta.
     pub fn text(&self, text: &str) -> String {
         match self.format {
-            WireFormat::OpenAi => self.openai_chunk(json!({"content": text}), None),
+            WireFormat::OpenAi => {
+                let delta = OpenAiDelta {
+                    role: None,
+                    content: Some(text),
+                };
+                self.openai_chunk(delta, None)
+            }
             WireFormat::Anthropic => named(
                 "content_block_delta",
                 &json!({"type": "content_block_delta", "index": 0,
@@ -118,7 +171,11 @@ impl Renderer {
     pub fn end(&self) -> String {
         match self.format {
             WireFormat::OpenAi => {
-                let mut out = self.openai_chunk(json!({}), Some("stop"));
+                let delta = OpenAiDelta {
+                    role: None,
+                    content: None,
+                };
+                let mut out = self.openai_chunk(delta, Some("stop"));
                 if let (Some((prompt, completion)), true) = (self.usage, self.include_usage) {
                     out.push_str(&data(&json!({
                         "id": ID, "object": "chat.completion.chunk", "created": 0,
@@ -158,5 +215,78 @@ impl Renderer {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn openai(usage: Option<(u64, u64)>) -> Renderer {
+        Renderer {
+            format: WireFormat::OpenAi,
+            model: "gpt-\"fake\"".to_owned(),
+            usage,
+            include_usage: true,
+            dify_agent: false,
+        }
+    }
+
+    /// What a client parses from one `data:` event (or the events of `end`).
+    fn events(sse: &str) -> Vec<Value> {
+        sse.split("\n\n")
+            .filter(|e| !e.is_empty() && *e != "data: [DONE]")
+            .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
+            .collect()
+    }
+
+    /// The chunk as the fake wrote it before the typed chunk, as a JSON tree.
+    fn tree(model: &str, delta: Value, finish: Option<&str>) -> Value {
+        json!({
+            "id": ID, "object": "chat.completion.chunk", "created": 0, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        })
+    }
+
+    #[test]
+    fn openai_chunks_carry_what_the_json_tree_did() {
+        let r = openai(None);
+        for text in [
+            "hello",
+            "",
+            "quote \" backslash \\ newline \n tab \t",
+            "héllo ✓ 🚀",
+        ] {
+            assert_eq!(
+                events(&r.text(text)),
+                [tree(&r.model, json!({"content": text}), None)],
+                "{text:?}"
+            );
+        }
+        assert_eq!(
+            events(&r.preamble()),
+            [tree(
+                &r.model,
+                json!({"role": "assistant", "content": ""}),
+                None
+            )]
+        );
+        let end = r.end();
+        assert!(end.ends_with("data: [DONE]\n\n"), "{end:?}");
+        assert_eq!(events(&end), [tree(&r.model, json!({}), Some("stop"))]);
+    }
+
+    #[test]
+    fn an_openai_chunk_is_one_sse_event_a_client_can_parse() {
+        let chunk = openai(Some((3, 4))).text("line one\nline two");
+        let body = chunk
+            .strip_prefix("data: ")
+            .and_then(|c| c.strip_suffix("\n\n"))
+            .unwrap();
+        assert!(!body.contains('\n'), "one data line: {chunk:?}");
+        let v: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["choices"][0]["delta"]["content"], "line one\nline two");
+        assert_eq!(v["choices"][0]["finish_reason"], Value::Null);
+        assert_eq!(v["model"], "gpt-\"fake\"");
     }
 }
