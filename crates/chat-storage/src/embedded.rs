@@ -143,6 +143,44 @@ fn db_err(e: impl Into<redb::Error>) -> StoreError {
     StoreError::Unavailable(format!("embedded store: {}", e.into()))
 }
 
+/// The store's four tables, opened once for a write transaction and lent to every
+/// write it applies: a batch of writes opens each table once, not once per write
+/// (measured in docs/BENCHMARKS.md, twenty-fourth pass).
+struct Tables<'txn> {
+    sessions: redb::Table<'txn, &'static str, &'static [u8]>,
+    messages: redb::Table<'txn, (&'static str, u64), &'static [u8]>,
+    active: redb::Table<'txn, &'static str, &'static str>,
+    shares: redb::Table<'txn, &'static str, &'static str>,
+}
+
+impl<'txn> Tables<'txn> {
+    /// Opens (creating them when missing) the four tables in `txn`.
+    fn open(txn: &'txn redb::WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            sessions: txn.open_table(SESSIONS).map_err(db_err)?,
+            messages: txn.open_table(MESSAGES).map_err(db_err)?,
+            active: txn.open_table(ACTIVE_BY_USER).map_err(db_err)?,
+            shares: txn.open_table(SHARE_TOKENS).map_err(db_err)?,
+        })
+    }
+
+    /// Session `id`'s row, or `NotFound`.
+    fn session(&self, id: &str) -> Result<SessionRow, StoreError> {
+        match self.sessions.get(id).map_err(db_err)? {
+            Some(bytes) => decode(bytes.value()),
+            None => Err(StoreError::NotFound(id.to_owned())),
+        }
+    }
+
+    /// Writes session `id`'s row.
+    fn put_session(&mut self, id: &str, row: &SessionRow) -> Result<(), StoreError> {
+        self.sessions
+            .insert(id, encode(row)?.as_slice())
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(|e| StoreError::Rejected(format!("cannot encode row: {e}")))
 }
@@ -167,9 +205,8 @@ pub const GROUP_TARGET: usize = 48;
 
 /// One write: re-runnable (a failed batch re-runs its writes one by one), its value
 /// type-erased so writes of every type share the queue.
-type Work = Box<
-    dyn Fn(&redb::WriteTransaction, &Encryptor) -> Result<Box<dyn Any + Send>, StoreError> + Send,
->;
+type Work =
+    Box<dyn Fn(&mut Tables<'_>, &Encryptor) -> Result<Box<dyn Any + Send>, StoreError> + Send>;
 
 struct Job {
     work: Work,
@@ -419,17 +456,22 @@ fn apply_together(
     let txn = db
         .begin_write()
         .map_err(|e| BatchFailed::Commit(db_err(e).to_string()))?;
-    let mut values = Vec::with_capacity(batch.len());
-    for job in batch {
-        match (job.work)(&txn, enc) {
-            Ok(value) => values.push(value),
-            Err(_) => {
-                // Dropping an uncommitted transaction rolls it back.
-                let _ = txn.abort();
-                return Err(BatchFailed::Write);
-            }
+    let applied = Tables::open(&txn)
+        .map_err(|e| BatchFailed::Commit(e.to_string()))
+        .and_then(|mut tables| {
+            batch
+                .iter()
+                .map(|job| (job.work)(&mut tables, enc).map_err(|_| BatchFailed::Write))
+                .collect::<Result<Vec<_>, _>>()
+        });
+    let values = match applied {
+        Ok(values) => values,
+        Err(failed) => {
+            // Dropping an uncommitted transaction rolls it back.
+            let _ = txn.abort();
+            return Err(failed);
         }
-    }
+    };
     txn.commit()
         .map_err(|e| BatchFailed::Commit(db_err(e).to_string()))?;
     Ok(values)
@@ -441,7 +483,7 @@ fn apply_alone(
     work: &Work,
 ) -> Result<Box<dyn Any + Send>, StoreError> {
     let txn = db.begin_write().map_err(db_err)?;
-    let value = work(&txn, enc)?;
+    let value = work(&mut Tables::open(&txn)?, enc)?;
     txn.commit().map_err(db_err)?;
     Ok(value)
 }
@@ -500,10 +542,7 @@ impl EmbeddedStore {
             .create(path)
             .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
         let txn = db.begin_write().map_err(db_err)?;
-        txn.open_table(SESSIONS).map_err(db_err)?;
-        txn.open_table(MESSAGES).map_err(db_err)?;
-        txn.open_table(ACTIVE_BY_USER).map_err(db_err)?;
-        txn.open_table(SHARE_TOKENS).map_err(db_err)?;
+        drop(Tables::open(&txn)?);
         txn.commit().map_err(db_err)?;
         let db = Arc::new(db);
         let (queue, receiver) = tokio::sync::mpsc::channel(WRITE_QUEUE);
@@ -553,14 +592,14 @@ impl EmbeddedStore {
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: Fn(&redb::WriteTransaction, &Encryptor) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&mut Tables<'_>, &Encryptor) -> Result<T, StoreError> + Send + 'static,
     {
         let closed = || StoreError::Unavailable("embedded store writer stopped".to_owned());
         let writer = &*self.writer;
         let queue = writer.queue.as_ref().ok_or_else(closed)?;
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let work: Work = Box::new(move |txn, enc| {
-            f(txn, enc).map(|value| Box::new(value) as Box<dyn Any + Send>)
+        let work: Work = Box::new(move |tables, enc| {
+            f(tables, enc).map(|value| Box::new(value) as Box<dyn Any + Send>)
         });
         queue
             .send(Job {
@@ -607,16 +646,10 @@ impl EmbeddedStore {
         F: Fn(&mut SessionRow, &Encryptor) -> Result<T, StoreError> + Send + 'static,
     {
         let id = id.to_owned();
-        self.write(move |txn, enc| {
-            let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
-            let mut row: SessionRow = match sessions.get(id.as_str()).map_err(db_err)? {
-                Some(bytes) => decode(bytes.value())?,
-                None => return Err(StoreError::NotFound(id.clone())),
-            };
+        self.write(move |tables, enc| {
+            let mut row = tables.session(&id)?;
             let value = f(&mut row, enc)?;
-            sessions
-                .insert(id.as_str(), encode(&row)?.as_slice())
-                .map_err(db_err)?;
+            tables.put_session(&id, &row)?;
             Ok(value)
         })
         .await
@@ -722,19 +755,15 @@ fn all_summaries(
 /// Appends `message` to session `id` and, when given, sets its statistics, in the
 /// caller's transaction.
 fn append(
-    txn: &redb::WriteTransaction,
+    tables: &mut Tables<'_>,
     enc: &Encryptor,
     id: &str,
     message: &StoredMessage,
     stats: Option<UsageStats>,
 ) -> Result<(), StoreError> {
-    let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
-    let mut row: SessionRow = match sessions.get(id).map_err(db_err)? {
-        Some(bytes) => decode(bytes.value())?,
-        None => return Err(StoreError::NotFound(id.to_owned())),
-    };
-    let mut messages = txn.open_table(MESSAGES).map_err(db_err)?;
-    messages
+    let mut row = tables.session(id)?;
+    tables
+        .messages
         .insert(
             (id, row.message_count),
             encode(&message_row(message, enc)?)?.as_slice(),
@@ -745,10 +774,7 @@ fn append(
     if let Some(s) = stats {
         set_stats(&mut row, s);
     }
-    sessions
-        .insert(id, encode(&row)?.as_slice())
-        .map_err(db_err)?;
-    Ok(())
+    tables.put_session(id, &row)
 }
 
 fn set_stats(row: &mut SessionRow, stats: UsageStats) {
@@ -762,34 +788,38 @@ fn set_stats(row: &mut SessionRow, stats: UsageStats) {
 impl SessionStore for EmbeddedStore {
     async fn create_session(&self, session: &SessionSnapshot) -> Result<(), StoreError> {
         let s = session.clone();
-        self.write(move |txn, enc| {
-            let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
-            if sessions.get(s.id.as_str()).map_err(db_err)?.is_some() {
+        self.write(move |tables, enc| {
+            if tables
+                .sessions
+                .get(s.id.as_str())
+                .map_err(db_err)?
+                .is_some()
+            {
                 return Err(StoreError::DuplicateId(s.id.clone()));
             }
-            let mut active = txn.open_table(ACTIVE_BY_USER).map_err(db_err)?;
             if s.is_active() {
-                if let Some(existing) = active.get(s.user_id.as_str()).map_err(db_err)? {
+                if let Some(existing) = tables.active.get(s.user_id.as_str()).map_err(db_err)? {
                     return Err(StoreError::ActiveSessionExists {
                         existing_id: existing.value().to_owned(),
                     });
                 }
-                active
+                tables
+                    .active
                     .insert(s.user_id.as_str(), s.id.as_str())
                     .map_err(db_err)?;
             }
             if let Some(token) = &s.share_token {
-                let mut shares = txn.open_table(SHARE_TOKENS).map_err(db_err)?;
-                if shares.get(token.as_str()).map_err(db_err)?.is_some() {
+                if tables.shares.get(token.as_str()).map_err(db_err)?.is_some() {
                     return Err(StoreError::DuplicateKey("share token in use".to_owned()));
                 }
-                shares
+                tables
+                    .shares
                     .insert(token.as_str(), s.id.as_str())
                     .map_err(db_err)?;
             }
-            let mut messages = txn.open_table(MESSAGES).map_err(db_err)?;
             for (i, m) in s.messages.iter().enumerate() {
-                messages
+                tables
+                    .messages
                     .insert(
                         (s.id.as_str(), i as u64),
                         encode(&message_row(m, enc)?)?.as_slice(),
@@ -815,17 +845,14 @@ impl SessionStore for EmbeddedStore {
                 share_token: s.share_token.clone(),
                 message_count: s.messages.len() as u64,
             };
-            sessions
-                .insert(s.id.as_str(), encode(&row)?.as_slice())
-                .map_err(db_err)?;
-            Ok(())
+            tables.put_session(&s.id, &row)
         })
         .await
     }
 
     async fn append_message(&self, id: &str, message: &StoredMessage) -> Result<(), StoreError> {
         let (id, message) = (id.to_owned(), message.clone());
-        self.write(move |txn, enc| append(txn, enc, &id, &message, None))
+        self.write(move |tables, enc| append(tables, enc, &id, &message, None))
             .await
     }
 
@@ -837,7 +864,7 @@ impl SessionStore for EmbeddedStore {
         stats: Option<UsageStats>,
     ) -> Result<(), StoreError> {
         let (id, reply) = (id.to_owned(), reply.clone());
-        self.write(move |txn, enc| append(txn, enc, &id, &reply, stats))
+        self.write(move |tables, enc| append(tables, enc, &id, &reply, stats))
             .await
     }
 
@@ -911,28 +938,22 @@ impl SessionStore for EmbeddedStore {
         end_time: DateTime<Utc>,
     ) -> Result<DateTime<Utc>, StoreError> {
         let id = id.to_owned();
-        self.write(move |txn, _| {
-            let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
-            let mut row: SessionRow = match sessions.get(id.as_str()).map_err(db_err)? {
-                Some(bytes) => decode(bytes.value())?,
-                None => return Err(StoreError::NotFound(id.clone())),
-            };
+        self.write(move |tables, _| {
+            let mut row = tables.session(&id)?;
             if let Some(ended) = row.end_time {
                 return Ok(ended);
             }
             let end = ms(end_time);
             row.end_time = Some(end);
             row.last_activity = row.last_activity.max(end);
-            sessions
-                .insert(id.as_str(), encode(&row)?.as_slice())
-                .map_err(db_err)?;
-            let mut active = txn.open_table(ACTIVE_BY_USER).map_err(db_err)?;
-            let owns_slot = active
+            tables.put_session(&id, &row)?;
+            let owns_slot = tables
+                .active
                 .get(row.user_id.as_str())
                 .map_err(db_err)?
                 .is_some_and(|v| v.value() == id);
             if owns_slot {
-                active.remove(row.user_id.as_str()).map_err(db_err)?;
+                tables.active.remove(row.user_id.as_str()).map_err(db_err)?;
             }
             Ok(end)
         })
@@ -969,24 +990,20 @@ impl SessionStore for EmbeddedStore {
 
     async fn set_share_token(&self, id: &str, token: &str) -> Result<String, StoreError> {
         let (id, token) = (id.to_owned(), token.to_owned());
-        self.write(move |txn, _| {
-            let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
-            let mut row: SessionRow = match sessions.get(id.as_str()).map_err(db_err)? {
-                Some(bytes) => decode(bytes.value())?,
-                None => return Err(StoreError::NotFound(id.clone())),
-            };
+        self.write(move |tables, _| {
+            let mut row = tables.session(&id)?;
             if let Some(existing) = row.share_token {
                 return Ok(existing);
             }
-            let mut shares = txn.open_table(SHARE_TOKENS).map_err(db_err)?;
-            if shares.get(token.as_str()).map_err(db_err)?.is_some() {
+            if tables.shares.get(token.as_str()).map_err(db_err)?.is_some() {
                 return Err(StoreError::DuplicateKey("share token in use".to_owned()));
             }
-            shares.insert(token.as_str(), id.as_str()).map_err(db_err)?;
-            row.share_token = Some(token.clone());
-            sessions
-                .insert(id.as_str(), encode(&row)?.as_slice())
+            tables
+                .shares
+                .insert(token.as_str(), id.as_str())
                 .map_err(db_err)?;
+            row.share_token = Some(token.clone());
+            tables.put_session(&id, &row)?;
             Ok(token.clone())
         })
         .await
@@ -994,20 +1011,11 @@ impl SessionStore for EmbeddedStore {
 
     async fn revoke_share_token(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_owned();
-        self.write(move |txn, _| {
-            let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
-            let mut row: SessionRow = match sessions.get(id.as_str()).map_err(db_err)? {
-                Some(bytes) => decode(bytes.value())?,
-                None => return Err(StoreError::NotFound(id.clone())),
-            };
+        self.write(move |tables, _| {
+            let mut row = tables.session(&id)?;
             if let Some(token) = row.share_token.take() {
-                txn.open_table(SHARE_TOKENS)
-                    .map_err(db_err)?
-                    .remove(token.as_str())
-                    .map_err(db_err)?;
-                sessions
-                    .insert(id.as_str(), encode(&row)?.as_slice())
-                    .map_err(db_err)?;
+                tables.shares.remove(token.as_str()).map_err(db_err)?;
+                tables.put_session(&id, &row)?;
             }
             Ok(())
         })
@@ -1224,6 +1232,62 @@ mod tests {
             name, "direct",
             "the direct write came last and was applied last"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_failing_in_a_held_batch_leaves_the_others_applied_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir, FOREVER);
+        created(&store, "s").await;
+        let queued = store.for_queued_writes();
+        let (_, answered_before, _) = counters(&store);
+
+        // Appends held in one batch, every tenth to a session that does not exist:
+        // the batch's transaction, and the tables it lends to each write, are rolled
+        // back, and each write runs again on its own.
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..30 {
+            let queued = queued.clone();
+            tasks.spawn(async move {
+                let target = if i % 10 == 3 { "missing" } else { "s" };
+                let message = StoredMessage::text(Sender::User, format!("m{i}"), Utc::now());
+                (target, queued.append_message(target, &message).await)
+            });
+        }
+        tokio::time::timeout(PATIENCE, async {
+            while counters(&store).2 < 2 || accounted(&store, answered_before) != 30 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("the writes are held for more");
+        let last = StoredMessage::text(Sender::User, "direct".to_owned(), Utc::now());
+        tokio::time::timeout(PATIENCE, store.append_message("s", &last))
+            .await
+            .expect("a direct write is never held for the window")
+            .unwrap();
+
+        let (mut ok, mut not_found) = (0, 0);
+        while let Some(joined) = tasks.join_next().await {
+            match joined.unwrap() {
+                ("s", Ok(())) => ok += 1,
+                ("missing", Err(StoreError::NotFound(_))) => not_found += 1,
+                other => panic!("unexpected outcome {other:?}"),
+            }
+        }
+        assert_eq!((ok, not_found), (27, 3));
+        let messages = store.get_session("s").await.unwrap().unwrap().messages;
+        let mut contents: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(contents.len(), 28, "each append applied exactly once");
+        assert_eq!(contents.pop(), Some("direct"), "the direct write came last");
+        contents.sort_unstable();
+        let mut expected: Vec<String> = (0..30)
+            .filter(|i| i % 10 != 3)
+            .map(|i| format!("m{i}"))
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(contents, expected);
+        assert!(store.get_session("missing").await.unwrap().is_none());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
