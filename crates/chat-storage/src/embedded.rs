@@ -1149,6 +1149,19 @@ mod tests {
         usize::try_from(answered + isize::try_from(holding).unwrap() + queued).unwrap_or(0)
     }
 
+    /// Waits (at most [`PATIENCE`], else fails) until the writer holds a batch open
+    /// and each of the `sent` writes sent since `answered_before` is answered, held, or
+    /// queued behind the held ones (which do not wake the writer).
+    async fn held(store: &EmbeddedStore, answered_before: u64, sent: usize) {
+        tokio::time::timeout(PATIENCE, async {
+            while counters(store).2 < 2 || accounted(store, answered_before) != sent {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("the writes are held for more, not committed one by one");
+    }
+
     fn job(may_wait: bool) -> Job {
         Job {
             work: Box::new(|_, _| Ok(Box::new(()) as Box<dyn Any + Send>)),
@@ -1201,15 +1214,7 @@ mod tests {
             let queued = queued.clone();
             tasks.spawn(async move { queued.update_name("s", &format!("queued {i}")).await });
         }
-        // Every queued write is answered, or held open for more, or queued behind
-        // the held ones (which do not wake the writer).
-        tokio::time::timeout(PATIENCE, async {
-            while counters(&store).2 < 2 || accounted(&store, answered_before) != 40 {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        })
-        .await
-        .expect("the writes are held for more, not committed one by one");
+        held(&store, answered_before, 40).await;
         let (commits_held, _, _) = counters(&store);
 
         // A write somebody waits on is not held, and takes the others with it.
@@ -1254,13 +1259,7 @@ mod tests {
                 (target, queued.append_message(target, &message).await)
             });
         }
-        tokio::time::timeout(PATIENCE, async {
-            while counters(&store).2 < 2 || accounted(&store, answered_before) != 30 {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        })
-        .await
-        .expect("the writes are held for more");
+        held(&store, answered_before, 30).await;
         let last = StoredMessage::text(Sender::User, "direct".to_owned(), Utc::now());
         tokio::time::timeout(PATIENCE, store.append_message("s", &last))
             .await
